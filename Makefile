@@ -1,0 +1,30 @@
+# honeyatlas: `make run` serves on the embedded defaults, `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run demo test check lint setup clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/honeyatlas serve
+
+demo: $(STAMP)
+	$(BIN)/honeyatlas serve --demo
+
+test: $(STAMP)
+	scripts/test-deps
+	$(BIN)/ruff check src tests tools
+	$(BIN)/lint-imports
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .ruff_cache

@@ -1,0 +1,106 @@
+// The HTML panels over the map: ticker, counters, top lists, connection state,
+// dropped counter, demo banner and kind legend. Text only, through dom.js.
+
+import { byId, el } from "./dom.js";
+import { KIND_COLORS, clockUTC, detailOf, kindColor, kindOf } from "./events.js";
+
+export class Ticker {
+  constructor(list, maxItems = 50) {
+    this.list = list;
+    this.maxItems = maxItems;
+  }
+
+  /** Prepend events given oldest first; only the newest maxItems can stay, so only those are built. */
+  addAll(events) {
+    for (const event of events.slice(-this.maxItems)) this.add(event);
+  }
+
+  /** Prepend one event; the oldest item falls off past maxItems. */
+  add(event) {
+    const kind = kindOf(event);
+    const swatch = el("span", { className: "swatch" });
+    swatch.style.backgroundColor = kindColor(event);
+    const detail = detailOf(event);
+    const item = el(
+      "li",
+      {
+        // a successful login is the one line a SOC wall must not let scroll by unnoticed
+        className: kind === "login_attempt" && event.outcome === "success" ? "ticker-item login-success" : "ticker-item",
+        dataset: { eventId: event.id ?? "" },
+        title: detail,
+      },
+      [
+        el("span", { className: "t-time", text: clockUTC(event.ts) }),
+        el("span", { className: "t-country", text: event.src_geo?.country ?? "--" }),
+        el("span", { className: "t-ip", text: event.src_ip ?? "?" }),
+        el("span", { className: "t-sensor", text: `→ ${event.sensor ?? "?"}` }),
+        el("span", { className: "t-kind" }, [swatch, event.kind ?? kind]),
+        el("span", { className: "t-detail", text: detail }),
+      ],
+    );
+    this.list.prepend(item);
+    while (this.list.children.length > this.maxItems) this.list.lastElementChild.remove();
+  }
+}
+
+function setNumber(id, value) {
+  byId(id).textContent = Number.isFinite(value) ? String(value) : "–";
+}
+
+function fillTop(list, rows, labelOf, limit = 8) {
+  const items = (Array.isArray(rows) ? rows : []).slice(0, limit).map((row) =>
+    el("li", {}, [
+      el("span", { className: "top-key", text: labelOf(row) }),
+      el("span", { className: "top-count", text: row.count ?? 0 }),
+    ]),
+  );
+  list.replaceChildren(...items);
+}
+
+/** Render /api/v1/stats/summary. */
+export function showSummary(summary) {
+  const counts = summary.counts ?? {};
+  setNumber("count-1m", counts["1m"]);
+  setNumber("count-1h", counts["1h"]);
+  setNumber("count-24h", counts["24h"]);
+  const top = summary.top ?? {};
+  fillTop(byId("top-countries"), top.countries, (row) => row.key);
+  fillTop(byId("top-ports"), top.ports, (row) => row.key);
+  fillTop(byId("top-asns"), top.asns, (row) => (row.label ? `AS${row.key} ${row.label}` : `AS${row.key}`));
+  setNumber("rejected", summary.pipeline?.rejected);
+  setNumber("pipeline-dropped", summary.pipeline?.dropped);
+}
+
+export function showConnection(state) {
+  const status = byId("conn-status");
+  status.dataset.state = state;
+  status.textContent = state === "up" ? "live" : "stream lost";
+}
+
+/** Events the server dropped for this client; shown as soon as there is one. */
+export class DroppedCounter {
+  constructor(node) {
+    this.node = node;
+    this.total = 0;
+  }
+
+  add(count) {
+    if (!Number.isFinite(count) || count <= 0) return;
+    this.total += count;
+    this.node.textContent = String(this.total);
+    this.node.dataset.nonzero = "true";
+  }
+}
+
+export function showDemoBanner(visible) {
+  byId("demo-banner").hidden = !visible;
+}
+
+export function buildLegend(list) {
+  const items = Object.entries(KIND_COLORS).map(([kind, color]) => {
+    const swatch = el("span", { className: "swatch" });
+    swatch.style.backgroundColor = color;
+    return el("li", {}, [swatch, kind.replace("_", " ")]);
+  });
+  list.replaceChildren(...items);
+}

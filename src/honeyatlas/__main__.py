@@ -1,0 +1,3 @@
+from honeyatlas.cli import main
+
+raise SystemExit(main())

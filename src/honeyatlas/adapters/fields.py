@@ -1,0 +1,180 @@
+"""Field parsing and bounding shared by every adapter: the one place attacker input is tamed.
+
+`make_event` is how an adapter builds an `Event`: it cleans every text field (control
+bytes escaped, length capped), validates addresses and ports, and records what it had to
+change as warnings on the event. Pure functions only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from honeyatlas.adapters import RecordContext
+from honeyatlas.event import (
+    FIELD_LIMITS,
+    MAX_WARNINGS,
+    RAW_LIMIT_BYTES,
+    Event,
+    Flag,
+    Kind,
+    Outcome,
+    new_event_id,
+)
+
+# C0 controls except tab and newline, DEL, C1 controls, and lone surrogates.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+_TEXT_FIELDS = (
+    "action", "transport", "protocol", "session", "username", "password", "command",
+    "url", "signature", "user_agent", "client_version",
+)
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}" if ord(match.group()) < 0x100 else "\\ufffd"
+
+
+def clean_text(value: Any, limit: int) -> tuple[str | None, bool]:
+    """(text, was_cut): any scalar as bounded text with control bytes made visible."""
+    if value is None:
+        return None, False
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    elif not isinstance(value, str):
+        if isinstance(value, (dict, list)):
+            return None, False
+        try:
+            value = str(value)
+        except ValueError:  # an int with more digits than Python agrees to print
+            return None, False
+    if len(value) > limit * 4:  # do not run the regex over megabytes we will throw away
+        value = value[: limit * 4]
+    value = _CONTROL.sub(_escape_control, value)
+    if len(value) > limit:
+        return value[:limit], True
+    return value, False
+
+
+def parse_ip(value: Any) -> str | None:
+    """A canonical IP address text, with IPv4-mapped IPv6 unwrapped; None when not an address."""
+    if not isinstance(value, str) or not value or len(value) > 64:
+        return None
+    text = value.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        addr = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return str(addr)
+
+
+def parse_port(value: Any) -> int | None:
+    """A port 0-65535 from an int or a numeric string; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        # isascii: "²".isdigit() is true but int("²") raises, and "١٢" would parse as 12.
+        if not value.isascii() or not value.isdigit() or len(value) > 5:
+            return None
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and 0 <= value <= 65535:
+        return value
+    return None
+
+
+def parse_timestamp(value: Any, zone: tzinfo) -> datetime | None:
+    """A UTC datetime from ISO-8601 text (with or without zone, 'Z', space separator) or epoch seconds."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        if not 0 < value < 32503680000:  # year 3000
+            return None
+        return datetime.fromtimestamp(value, UTC)
+    if not isinstance(value, str) or not 8 <= len(value) <= 64:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    # Python 3.11 parses "+0100" only with a colon.
+    if len(text) > 5 and text[-5] in "+-" and text[-4:].isdigit() and "T" in text[:-5]:
+        text = text[:-2] + ":" + text[-2:]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 shifted across the calendar's edge
+        return None
+
+
+def parse_hash(value: Any, length: int) -> str | None:
+    """A lowercase hex digest of exactly `length` characters, else None."""
+    if isinstance(value, str) and len(value) == length and _HEX.match(value):
+        return value.lower()
+    return None
+
+
+def make_event(
+    ctx: RecordContext,
+    kind: Kind,
+    *,
+    ts: datetime | None,
+    outcome: Outcome = Outcome.UNKNOWN,
+    warnings: list[str] | None = None,
+    **fields: Any,
+) -> Event:
+    """Build one bounded, validated Event for `ctx` from already-extracted field values.
+
+    Text fields are cleaned and capped; a timestamp that is missing is replaced by the
+    receive time with a warning. Unknown keyword names are a programming error.
+    """
+    notes = list(warnings or ())
+    cut_any = False
+    flags: list[Flag] = [Flag.DEMO] if ctx.demo else []
+    values: dict[str, Any] = {}
+    for name in _TEXT_FIELDS:
+        if name in fields:
+            text, cut = clean_text(fields.pop(name), FIELD_LIMITS[name])
+            if cut:
+                cut_any = True
+                notes.append(f"{name} truncated to {FIELD_LIMITS[name]} characters")
+            values[name] = text
+    values.update(fields)
+    if ts is None:
+        ts = ctx.received
+        notes.append("no usable timestamp; receive time used")
+    raw = ctx.raw
+    if len(raw) > RAW_LIMIT_BYTES:
+        raw = raw[:RAW_LIMIT_BYTES]
+        cut_any = True
+        notes.append(f"raw record truncated to {RAW_LIMIT_BYTES} characters")
+    if cut_any:
+        flags.append(Flag.TRUNCATED)
+    cleaned_notes = tuple(
+        clean_text(note, FIELD_LIMITS["warning"])[0] or "" for note in notes[:MAX_WARNINGS]
+    )
+    return Event(
+        id=new_event_id(int(ctx.received.timestamp() * 1000)),
+        ts=ts,
+        ingest_ts=ctx.received,
+        sensor=ctx.sensor,
+        honeypot=ctx.honeypot,
+        kind=kind,
+        outcome=outcome,
+        flags=tuple(flags),
+        warnings=cleaned_notes,
+        raw=raw,
+        **values,
+    )

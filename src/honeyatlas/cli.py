@@ -1,0 +1,131 @@
+"""The `honeyatlas` command: parse options, build the Config, hand it to the service.
+
+Every command that touches stored state takes --data-dir and --config. Errors are one
+line on stderr that says what to do, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from honeyatlas import __version__
+from honeyatlas.config import Config, load_config
+from honeyatlas.errors import HoneyatlasError
+from honeyatlas.service import Service, registry_for
+
+
+def _location(text: str) -> tuple[float, float]:
+    try:
+        lat_text, lon_text = text.split(",", 1)
+        lat, lon = float(lat_text), float(lon_text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LAT,LON such as 50.11,8.68, got {text!r}") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise argparse.ArgumentTypeError("latitude must be within -90..90 and longitude within -180..180")
+    return lat, lon
+
+
+def _state_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="directory holding the store and the sensor registry (default ./data)")
+    parser.add_argument("--config", metavar="FILE", help="TOML config file (see docs/configuration.md)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="honeyatlas", description="Honeypot-driven threat map.")
+    parser.add_argument("--version", action="version", version=f"honeyatlas {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the service: ingest, API, live map")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080; 0 picks a free one)")
+    serve.add_argument("--demo", action="store_true", default=None, help="also run a simulated honeynet")
+    _state_options(serve)
+
+    sensor = commands.add_parser("sensor", help="manage the sensors allowed to send events")
+    sensor_commands = sensor.add_subparsers(dest="sensor_command", required=True)
+    add = sensor_commands.add_parser("add", help="register a sensor and print its ingest token once")
+    add.add_argument("name")
+    add.add_argument("--honeypot", required=True, help="honeypot type, e.g. cowrie")
+    add.add_argument("--location", type=_location, metavar="LAT,LON", help="where the sensor's arcs land")
+    add.add_argument("--label", help="free text shown with the sensor")
+    _state_options(add)
+    listing = sensor_commands.add_parser("list", help="list registered sensors")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _state_options(listing)
+    revoke = sensor_commands.add_parser("revoke", help="revoke a sensor's token; its events stay stored")
+    revoke.add_argument("name")
+    _state_options(revoke)
+    return parser
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    overrides: dict[str, dict[str, Any]] = {
+        "storage": {"data_dir": args.data_dir},
+        "server": {"host": getattr(args, "host", None), "port": getattr(args, "port", None)},
+        "demo": {"enabled": getattr(args, "demo", None)},
+    }
+    return load_config(args.config, overrides=overrides)
+
+
+def _serve(config: Config) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    service = Service(config)
+
+    def ready(url: str) -> None:
+        demo = " with the demo honeynet" if config.demo.enabled else ""
+        print(f"honeyatlas {__version__} serving on {url}{demo} (data: {config.data_dir})", flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(service.serve(ready))
+    return 0
+
+
+def _sensor(args: argparse.Namespace, config: Config) -> int:
+    registry = registry_for(config)
+    registry.open()
+    try:
+        if args.sensor_command == "add":
+            lat, lon = args.location if args.location else (None, None)
+            sensor, token = registry.add(args.name, honeypot=args.honeypot, lat=lat, lon=lon, label=args.label)
+            print(f"sensor {sensor.name} registered ({sensor.honeypot}).")
+            print(f"ingest token (shown once, store it now): {token}")
+            return 0
+        if args.sensor_command == "revoke":
+            sensor = registry.revoke(args.name)
+            print(f"sensor {sensor.name} revoked at {sensor.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+            return 0
+        sensors = registry.list()
+        if args.json:
+            print(json.dumps([
+                {"name": s.name, "honeypot": s.honeypot, "lat": s.lat, "lon": s.lon, "label": s.label,
+                 "demo": s.demo, "revoked": s.revoked,
+                 "created_at": s.created_at.isoformat() if s.created_at else None}
+                for s in sensors
+            ], indent=2))
+            return 0
+        print(f"{'NAME':24} {'HONEYPOT':10} {'LOCATION':18} {'STATUS':8} LABEL")
+        for s in sensors:
+            where = f"{s.lat:.2f},{s.lon:.2f}" if s.lat is not None and s.lon is not None else "-"
+            print(f"{s.name:24} {s.honeypot:10} {where:18} {'revoked' if s.revoked else 'active':8} {s.label or ''}")
+        return 0
+    finally:
+        registry.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from(args)
+        if args.command == "serve":
+            return _serve(config)
+        return _sensor(args, config)
+    except (HoneyatlasError, OSError) as exc:
+        print(f"honeyatlas: error: {exc}", file=sys.stderr)
+        return 2

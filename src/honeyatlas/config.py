@@ -1,0 +1,164 @@
+"""One typed configuration tree, built once at start-up and passed down.
+
+Sources, in increasing precedence: defaults, a TOML file (`--config FILE`), environment
+variables `HONEYATLAS_<SECTION>_<OPTION>` (e.g. `HONEYATLAS_SERVER_PORT=9090`), then
+command-line flags. Option names carry their units. Every option is documented in
+docs/configuration.md; tests/test_config_docs.py fails when one is not. No other module
+reads files or the environment for settings.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from honeyatlas.errors import ConfigError
+
+ENV_PREFIX = "HONEYATLAS_"
+
+Port = Annotated[int, Meta(ge=0, le=65535)]
+PositiveInt = Annotated[int, Meta(ge=1)]
+Seconds = Annotated[float, Meta(gt=0)]
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+
+
+class StorageConfig(_Section):
+    data_dir: str = "./data"
+    max_pending_events: PositiveInt = 200_000
+    write_batch_max_events: PositiveInt = 100_000
+    query_timeout_seconds: Seconds = 10.0
+
+
+class IngestConfig(_Section):
+    max_body_bytes: PositiveInt = 10 * 1024 * 1024
+    max_decompressed_bytes: PositiveInt = 100 * 1024 * 1024
+    max_records_per_request: PositiveInt = 100_000
+    sensor_timezone: str = "UTC"
+    retry_after_seconds: PositiveInt = 1
+
+
+class GeoIPConfig(_Section):
+    city_db_path: str | None = None
+    country_db_path: str | None = None
+    asn_db_path: str | None = None
+    search_city_db: bool = True
+    cache_size: PositiveInt = 100_000
+
+
+class LiveConfig(_Section):
+    frame_interval_seconds: Annotated[float, Meta(ge=0.05, le=1.0)] = 0.2
+    client_queue_events: PositiveInt = 5_000
+    snapshot_events: Annotated[int, Meta(ge=0, le=5_000)] = 200
+    heartbeat_seconds: Seconds = 5.0
+    max_clients: PositiveInt = 2_000
+
+
+class DemoConfig(_Section):
+    enabled: bool = False
+    events_per_second: Annotated[float, Meta(gt=0, le=10_000)] = 4.0
+    seed: int | None = None
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    server: ServerConfig = ServerConfig()
+    storage: StorageConfig = StorageConfig()
+    ingest: IngestConfig = IngestConfig()
+    geoip: GeoIPConfig = GeoIPConfig()
+    live: LiveConfig = LiveConfig()
+    demo: DemoConfig = DemoConfig()
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.storage.data_dir)
+
+
+def option_names() -> list[str]:
+    """Every option as `section.option`, for docs and tests."""
+    names = []
+    for section_name in Config.__struct_fields__:
+        section_type = type(getattr(Config(), section_name))
+        names.extend(f"{section_name}.{field}" for field in section_type.__struct_fields__)
+    return names
+
+
+def _section_type(section: str) -> type[_Section]:
+    return type(getattr(Config(), section))
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    known = {
+        f"{ENV_PREFIX}{name.replace('.', '_').upper()}": name for name in option_names()
+    }
+    found: dict[str, dict[str, str]] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        if key not in known:
+            raise ConfigError(key, "unknown environment variable; see docs/configuration.md for the names")
+        section, option = known[key].split(".", 1)
+        found.setdefault(section, {})[option] = value
+    return found
+
+
+def _merge(target: dict[str, Any], overrides: Mapping[str, Mapping[str, Any]]) -> None:
+    for section, values in overrides.items():
+        target.setdefault(section, {}).update(values)
+
+
+def load_config(
+    file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Config:
+    """Build the Config: defaults < TOML file < environment < overrides (flags)."""
+    tree: dict[str, Any] = {}
+    if file is not None:
+        path = Path(file)
+        try:
+            tree = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(str(path), "config file not found; check --config") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
+        for section, values in tree.items():
+            if section not in Config.__struct_fields__:
+                raise ConfigError(section, "unknown section; see docs/configuration.md")
+            if not isinstance(values, dict):
+                raise ConfigError(section, "must be a table, e.g. [server]")
+    env_values = _env_overrides(os.environ if environ is None else environ)
+    _merge(tree, env_values)
+    _merge(tree, {s: {k: v for k, v in vals.items() if v is not None} for s, vals in (overrides or {}).items()})
+    sections: dict[str, Any] = {}
+    for section, values in tree.items():
+        # strict=False lets environment strings such as "9090" and "true" convert; an empty
+        # environment value means "unset" for optional paths.
+        cleaned = {k: (None if v == "" else v) for k, v in values.items()}
+        try:
+            sections[section] = msgspec.convert(cleaned, type=_section_type(section), strict=False)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(_key_of(section, exc), str(exc)) from exc
+    return Config(**sections)
+
+
+def _key_of(section: str, exc: msgspec.ValidationError) -> str:
+    # msgspec says "... - at `$.port`"; turn that into "server.port".
+    text = str(exc)
+    if "`$." in text:
+        return f"{section}.{text.split('`$.', 1)[1].split('`', 1)[0]}"
+    if "unknown field" in text:
+        return f"{section}.{text.split('`', 2)[1]}"
+    return section

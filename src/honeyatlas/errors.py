@@ -1,0 +1,44 @@
+"""The honeyatlas exception tree. Every message is one line that says what to do.
+
+    HoneyatlasError
+     +-- ConfigError          a setting is missing or invalid; names the key
+     +-- RecordRejected       one raw record could not become an event; carries the reason
+     +-- StoreError           the store cannot be opened, migrated or written
+     +-- RegistryError        the sensor registry refused an operation (unknown or duplicate sensor)
+     +-- PipelineFull         admission refused because the pipeline is at capacity
+"""
+
+from __future__ import annotations
+
+
+class HoneyatlasError(Exception):
+    """Base of every error honeyatlas raises on purpose."""
+
+
+class ConfigError(HoneyatlasError):
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"config {key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+class RecordRejected(HoneyatlasError):
+    """Raised by an adapter for a record with nothing usable; `reason` is short and stable."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StoreError(HoneyatlasError):
+    pass
+
+
+class RegistryError(HoneyatlasError):
+    pass
+
+
+class PipelineFull(HoneyatlasError):
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(f"pipeline full, retry after {retry_after_seconds} s")
+        self.retry_after_seconds = retry_after_seconds

@@ -1,0 +1,77 @@
+"""Counters and gauges for the whole service, rendered as Prometheus text.
+
+One `Metrics` instance is created by the composition root and passed to every component
+that counts something; there is no module-level registry. Counter names follow the
+Prometheus conventions (`_total` suffix); labels say which source, sensor and reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+Labels = tuple[tuple[str, str], ...]
+
+HELP: dict[str, str] = {
+    "honeyatlas_records_received_total": "Raw records received, per source and format.",
+    "honeyatlas_events_accepted_total": "Events durably stored, per source and sensor.",
+    "honeyatlas_records_rejected_total": "Raw records rejected into the dead-letter store, per source and reason.",
+    "honeyatlas_events_dropped_total": "Events dropped after acceptance, per component and reason (never silently).",
+    "honeyatlas_requests_refused_total": "Ingest requests refused before reading records, per source and reason.",
+    "honeyatlas_event_warnings_total": "Events stored with at least one adapter warning, per source.",
+    "honeyatlas_live_frames_sent_total": "Batched frames queued for live WebSocket clients (one per client per tick).",
+    "honeyatlas_live_clients": "WebSocket clients connected to the live stream.",
+    "honeyatlas_store_pending_events": "Events waiting for the store writer.",
+    "honeyatlas_store_commits_total": "Transactions committed by the store writer.",
+    "honeyatlas_geoip_cache_hits_total": "GeoIP lookups answered from the cache.",
+    "honeyatlas_geoip_cache_misses_total": "GeoIP lookups that read the databases.",
+    "honeyatlas_geoip_cache_evictions_total": "GeoIP cache entries evicted at the size bound.",
+}
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._counters: dict[tuple[str, Labels], float] = {}
+        self._gauges: dict[str, Callable[[], Iterable[tuple[Labels, float]]]] = {}
+
+    def inc(self, name: str, amount: float = 1, **labels: str) -> None:
+        key = (name, tuple(sorted(labels.items())))
+        self._counters[key] = self._counters.get(key, 0) + amount
+
+    def gauge(self, name: str, read: Callable[[], Iterable[tuple[Labels, float]]]) -> None:
+        """Register a gauge read at render time (e.g. queue depth)."""
+        self._gauges[name] = read
+
+    def total(self, name: str, **labels: str) -> float:
+        """Sum of a counter over every label set that includes `labels`."""
+        wanted = set(labels.items())
+        return sum(v for (n, lbl), v in self._counters.items() if n == name and wanted <= set(lbl))
+
+    def render(self) -> str:
+        lines: list[str] = []
+        by_name: dict[str, list[tuple[Labels, float]]] = {}
+        for (name, labels), value in sorted(self._counters.items()):
+            by_name.setdefault(name, []).append((labels, value))
+        for name, read in self._gauges.items():
+            by_name.setdefault(name, []).extend(read())
+        for name in sorted(set(by_name) | {n for n in HELP if n.endswith("_total")}):
+            kind = "counter" if name.endswith("_total") else "gauge"
+            lines.append(f"# HELP {name} {HELP.get(name, name)}")
+            lines.append(f"# TYPE {name} {kind}")
+            for labels, value in by_name.get(name, []):
+                lines.append(f"{name}{_labels(labels)} {_number(value)}")
+        return "\n".join(lines) + "\n"
+
+
+def _labels(labels: Labels) -> str:
+    if not labels:
+        return ""
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+    return "{" + inner + "}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)

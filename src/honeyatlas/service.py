@@ -1,0 +1,192 @@
+"""The composition root: config -> every component, started and stopped in order.
+
+This is the only module that picks backends and builds components; everything else gets
+what it needs through its constructor. Constructors do no I/O; `start()` opens files and
+databases, `stop()` closes them in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import zoneinfo
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from honeyatlas.adapters import load_adapters
+from honeyatlas.config import Config
+from honeyatlas.enrichment.geoip import (
+    BUNDLED_ASN_DB,
+    BUNDLED_CENTROIDS,
+    BUNDLED_COUNTRY_DB,
+    DEFAULT_CITY_SEARCH_DIRS,
+    GeoIP,
+    find_city_database,
+)
+from honeyatlas.errors import ConfigError
+from honeyatlas.metrics import Metrics
+from honeyatlas.pipeline import Pipeline
+from honeyatlas.sinks.hub import LiveHub
+from honeyatlas.sources.demo import DemoHoneynet
+from honeyatlas.store.duckdb import DuckDBStore
+from honeyatlas.store.registry import SensorRegistry
+from honeyatlas.transforms.geolocate import Geolocator
+from honeyatlas.web.api import WebContext
+from honeyatlas.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+def registry_for(config: Config) -> SensorRegistry:
+    """The sensor registry of a data directory (also used by the `sensor` commands)."""
+    return SensorRegistry(config.data_dir / "registry.sqlite3")
+
+
+def _existing(key: str, value: str | None, default: Path | None) -> Path | None:
+    if value is None:
+        return default
+    path = Path(value)
+    if not path.is_file():
+        raise ConfigError(key, f"file {path} not found")
+    return path
+
+
+class Service:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        try:
+            timezone = zoneinfo.ZoneInfo(config.ingest.sensor_timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigError("ingest.sensor_timezone", f"unknown time zone {config.ingest.sensor_timezone!r}") from exc
+        geo = config.geoip
+        self.geoip = GeoIP(
+            city_path=self._city_database(),
+            country_path=_existing("geoip.country_db_path", geo.country_db_path, BUNDLED_COUNTRY_DB) or BUNDLED_COUNTRY_DB,
+            asn_path=_existing("geoip.asn_db_path", geo.asn_db_path, BUNDLED_ASN_DB),
+            centroids_path=BUNDLED_CENTROIDS,
+            cache_size=geo.cache_size,
+        )
+        self.registry = registry_for(config)
+        self.store = DuckDBStore(
+            config.data_dir / "events.duckdb",
+            max_pending_events=config.storage.max_pending_events,
+            write_batch_max_events=config.storage.write_batch_max_events,
+            metrics=self.metrics,
+        )
+        live = config.live
+        self.hub = LiveHub(
+            frame_interval_seconds=live.frame_interval_seconds,
+            client_queue_events=live.client_queue_events,
+            snapshot_events=live.snapshot_events,
+            heartbeat_seconds=live.heartbeat_seconds,
+            max_clients=live.max_clients,
+            metrics=self.metrics,
+        )
+        self.pipeline = Pipeline(
+            adapters=load_adapters(),
+            geolocator=Geolocator(self.geoip, cache_size=geo.cache_size),
+            store=self.store,
+            hub=self.hub,
+            metrics=self.metrics,
+            sensor_timezone=timezone,
+            retry_after_seconds=config.ingest.retry_after_seconds,
+        )
+        self.demo = (
+            DemoHoneynet(
+                pipeline=self.pipeline,
+                registry=self.registry,
+                events_per_second=config.demo.events_per_second,
+                seed=config.demo.seed,
+            )
+            if config.demo.enabled
+            else None
+        )
+        self.app = create_app(
+            WebContext(
+                pipeline=self.pipeline,
+                registry=self.registry,
+                store=self.store,
+                hub=self.hub,
+                metrics=self.metrics,
+                ingest_settings=config.ingest,
+                geoip_status=self._geoip_status,
+            )
+        )
+
+    def _city_database(self) -> Path | None:
+        geo = self.config.geoip
+        if geo.city_db_path is not None:
+            return _existing("geoip.city_db_path", geo.city_db_path, None)
+        if not geo.search_city_db:
+            return None
+        return find_city_database([self.config.data_dir / "geoip", *DEFAULT_CITY_SEARCH_DIRS])
+
+    def _geoip_status(self) -> dict[str, Any]:
+        city = self.geoip.city_database
+        return {
+            "precision": "city" if city else "country",
+            "city_database": str(city) if city else None,
+            "cache": self.geoip.cache_info(),
+        }
+
+    async def start(self) -> None:
+        self.registry.open()
+        await self.store.start()
+        self.geoip.open()
+        self.hub.seed(await self.store.recent_events(self.config.live.snapshot_events))
+        await self.hub.start()
+        if self.demo is not None:
+            await self.demo.start()
+
+    async def stop(self) -> None:
+        if self.demo is not None:
+            await self.demo.stop()
+        await self.hub.stop()
+        await self.store.stop()
+        self.geoip.close()
+        self.registry.close()
+
+    async def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
+        """Start everything, serve HTTP until cancelled or signalled, then stop cleanly."""
+        host, port = self.config.server.host, self.config.server.port
+        try:
+            # Bound here, not by uvicorn, so a taken port is one clear error, not an exit.
+            listener = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+        except OSError as exc:
+            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port or --host") from exc
+        try:
+            await self.start()
+        except BaseException:
+            listener.close()
+            raise
+        server = uvicorn.Server(
+            uvicorn.Config(
+                self.app,
+                ws="websockets-sansio",
+                ws_per_message_deflate=False,  # measured: deflate costs ~4x the CPU per frame
+                log_level="warning",
+                lifespan="off",
+                timeout_graceful_shutdown=5,
+            )
+        )
+        task = asyncio.create_task(server.serve(sockets=[listener]))
+        try:
+            while not server.started and not task.done():
+                await asyncio.sleep(0.02)
+            bound_host, bound_port = listener.getsockname()[:2]
+            shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+            if on_ready is not None and server.started:
+                on_ready(f"http://{shown}:{bound_port}/")
+            await task
+        finally:
+            server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            listener.close()
+            await self.stop()

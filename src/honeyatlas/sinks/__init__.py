@@ -1,0 +1,1 @@
+"""Sinks: where accepted events go after the store (the live hub today)."""

@@ -1,0 +1,186 @@
+"""The live hub: fan-out of new events to WebSocket clients in batched frames.
+
+Every `frame_interval_seconds` the hub encodes the events published since the last tick
+into ONE frame, once, and offers that same frame to every client. Each client has a
+bounded queue measured in events; when a slow client's queue is full its oldest frames are
+dropped, counted, and the client is told how many events it lost. Memory is bounded by
+`client_queue_events` per client and `max_clients`. The hub also keeps the most recent
+events (`snapshot_events`) for the snapshot a client gets on connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import time
+from datetime import UTC, datetime
+
+import msgspec
+
+from honeyatlas.event import Event
+from honeyatlas.metrics import Metrics
+
+_encoder = msgspec.json.Encoder()
+
+
+def _live_view(event: Event) -> Event:
+    # The raw record can be 8 KiB; the map never shows it, drill-down reads it from the API.
+    return msgspec.structs.replace(event, raw=None) if event.raw is not None else event
+
+
+class _Snapshot(msgspec.Struct, tag="snapshot", tag_field="type"):
+    events: list[Event]
+    server_time: datetime
+
+
+class _Events(msgspec.Struct, tag="events", tag_field="type"):
+    events: list[Event]
+
+
+class _Dropped(msgspec.Struct, tag="dropped", tag_field="type"):
+    count: int
+
+
+class _Heartbeat(msgspec.Struct, tag="heartbeat", tag_field="type"):
+    server_time: datetime
+
+
+class LiveClient:
+    """One subscriber's bounded queue of encoded frames."""
+
+    def __init__(self, max_events: int) -> None:
+        self._frames: collections.deque[tuple[str, int]] = collections.deque()
+        self._queued_events = 0
+        self._max_events = max_events
+        self._wakeup = asyncio.Event()
+        self.dropped_unreported = 0
+        self.closed = False
+
+    def offer(self, frame: str, event_count: int) -> int:
+        """Queue a frame; returns how many events were dropped to make room."""
+        self._frames.append((frame, event_count))
+        self._queued_events += event_count
+        dropped = 0
+        while self._queued_events > self._max_events and len(self._frames) > 1:
+            _, n = self._frames.popleft()
+            self._queued_events -= n
+            dropped += n
+        if self._queued_events > self._max_events:
+            # A single frame larger than the whole queue: keep the client informed, not the frame.
+            _, n = self._frames.popleft()
+            self._queued_events -= n
+            dropped += n
+        self.dropped_unreported += dropped
+        self._wakeup.set()
+        return dropped
+
+    async def next_messages(self) -> list[str]:
+        """Wait for frames; return the pending messages (a drop notice first, if any)."""
+        while not self._frames and not self.dropped_unreported and not self.closed:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        messages: list[str] = []
+        if self.dropped_unreported:
+            messages.append(_encoder.encode(_Dropped(self.dropped_unreported)).decode())
+            self.dropped_unreported = 0
+        while self._frames:
+            frame, n = self._frames.popleft()
+            self._queued_events -= n
+            messages.append(frame)
+        return messages
+
+    def close(self) -> None:
+        self.closed = True
+        self._wakeup.set()
+
+
+class LiveHub:
+    def __init__(
+        self,
+        *,
+        frame_interval_seconds: float,
+        client_queue_events: int,
+        snapshot_events: int,
+        heartbeat_seconds: float,
+        max_clients: int,
+        metrics: Metrics,
+    ) -> None:
+        self._interval = frame_interval_seconds
+        self._client_queue_events = client_queue_events
+        self._heartbeat = heartbeat_seconds
+        self._max_clients = max_clients
+        self._metrics = metrics
+        self._pending: list[Event] = []
+        self._recent: collections.deque[Event] = collections.deque(maxlen=max(snapshot_events, 1))
+        self._snapshot_events = snapshot_events
+        self._clients: set[LiveClient] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._last_sent = time.monotonic()
+        metrics.gauge("honeyatlas_live_clients", lambda: [((), len(self._clients))])
+
+    def seed(self, events: list[Event]) -> None:
+        """Fill the snapshot buffer from the store at start, oldest first."""
+        self._recent.extend(_live_view(e) for e in events)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="live-hub")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for client in list(self._clients):
+            client.close()
+
+    def publish(self, events: list[Event]) -> None:
+        self._pending.extend(_live_view(e) for e in events)
+
+    def connect(self) -> tuple[LiveClient, str] | None:
+        """Register a client and return it with its snapshot message; None when full."""
+        if len(self._clients) >= self._max_clients:
+            self._metrics.inc("honeyatlas_requests_refused_total", source="live", reason="too_many_clients")
+            return None
+        client = LiveClient(self._client_queue_events)
+        self._clients.add(client)
+        recent = list(self._recent)[-self._snapshot_events :] if self._snapshot_events else []
+        snapshot = _encoder.encode(_Snapshot(events=recent, server_time=datetime.now(UTC))).decode()
+        return client, snapshot
+
+    def disconnect(self, client: LiveClient) -> None:
+        self._clients.discard(client)
+        client.close()
+
+    @property
+    def client_count(self) -> int:
+        return len(self._clients)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            self.flush()
+
+    def flush(self) -> None:
+        """Encode what is pending into one frame and offer it to every client."""
+        now = time.monotonic()
+        if self._pending:
+            events, self._pending = self._pending, []
+            # The snapshot holds only framed events: a client that connects now gets them in
+            # its snapshot and everything later in frames, with no gap and no repeat.
+            self._recent.extend(events)
+            frame = _encoder.encode(_Events(events=events)).decode()
+            count = len(events)
+        elif now - self._last_sent >= self._heartbeat:
+            frame = _encoder.encode(_Heartbeat(server_time=datetime.now(UTC))).decode()
+            count = 0
+        else:
+            return
+        self._last_sent = now
+        for client in self._clients:
+            dropped = client.offer(frame, count)
+            if dropped:
+                self._metrics.inc("honeyatlas_events_dropped_total", amount=dropped, component="live", reason="slow_client")
+        if self._clients:
+            self._metrics.inc("honeyatlas_live_frames_sent_total", amount=len(self._clients))

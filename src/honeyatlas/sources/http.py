@@ -1,0 +1,179 @@
+"""http source: `POST /api/v1/ingest/{format}` with a sensor's bearer token.
+
+Delivery: at-least-once. The response is sent only after every accepted event and every
+rejected record (dead-letter store) is durably committed; a client that gets no 200 must
+retry. Refusals, in the order they are checked: 404 unknown format, 401 bad token, 413 body
+or decompressed body or record count over the limit, 400 undecodable body, 429 with
+Retry-After when the pipeline is full, 503 with Retry-After when the store fails.
+
+The body is NDJSON (one record per line) or one JSON array of records, optionally sent with
+`Content-Encoding: gzip`. A line that is not JSON is rejected alone, by index.
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
+
+from honeyatlas.errors import PipelineFull, StoreError
+from honeyatlas.event import RAW_LIMIT_BYTES
+from honeyatlas.metrics import Metrics
+from honeyatlas.pipeline import Pipeline, RawRecord
+from honeyatlas.store import DeadLetter, Store
+from honeyatlas.store.registry import SensorRegistry
+
+SOURCE = "http"
+_decoder = msgspec.json.Decoder()
+
+
+class BodyError(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def decompress(body: bytes, max_bytes: int) -> bytes:
+    """Gunzip with a bound on the output, so a small bomb cannot fill memory."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, max_bytes + 1)
+    except zlib.error as exc:
+        raise BodyError(400, f"body is not valid gzip: {exc}") from exc
+    if len(out) > max_bytes or inflater.unconsumed_tail:
+        raise BodyError(413, f"decompressed body exceeds {max_bytes} bytes")
+    if not inflater.eof:
+        raise BodyError(400, "body is not valid gzip: truncated stream")
+    return out
+
+
+def frame_records(body: bytes, max_records: int) -> list[RawRecord]:
+    """Split a body into records: a JSON array, or NDJSON lines (blank lines skipped)."""
+    stripped = body.lstrip()
+    if not stripped:
+        raise BodyError(400, "empty body: send NDJSON lines or a JSON array of records")
+    if stripped[:1] == b"[":
+        try:
+            values = _decoder.decode(stripped)
+        except msgspec.DecodeError as exc:
+            raise BodyError(400, f"body starts with '[' but is not a valid JSON array: {exc}") from exc
+        if len(values) > max_records:
+            raise BodyError(413, f"{len(values)} records exceed the limit of {max_records} per request")
+        return [RawRecord(i, msgspec.json.encode(v), v) for i, v in enumerate(values)]
+    records: list[RawRecord] = []
+    index = 0
+    for line in body.split(b"\n"):
+        line = line.strip()
+        if not line:
+            continue
+        if index >= max_records:
+            raise BodyError(413, f"more than {max_records} records in one request")
+        try:
+            records.append(RawRecord(index, line, _decoder.decode(line)))
+        except msgspec.DecodeError as exc:
+            records.append(RawRecord(index, line, error=f"invalid JSON: {exc}"))
+        index += 1
+    if all(r.error is not None for r in records):
+        raise BodyError(400, "no line of the body is valid JSON: send NDJSON lines or a JSON array")
+    return records
+
+
+def bearer_token(request: Request[Any, Any, Any]) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _error(status: int, reason: str, headers: dict[str, str] | None = None) -> Response[dict[str, str]]:
+    return Response({"error": reason}, status_code=status, headers=headers)
+
+
+def ingest_route(
+    *,
+    pipeline: Pipeline,
+    registry: SensorRegistry,
+    store: Store,
+    metrics: Metrics,
+    max_body_bytes: int,
+    max_decompressed_bytes: int,
+    max_records_per_request: int,
+) -> HTTPRouteHandler:
+    """Build the ingest handler bound to this service's components."""
+
+    @post(
+        "/api/v1/ingest/{fmt:str}",
+        request_max_body_size=None,  # enforced below, with a 413 that says the limit
+        summary="Ingest a batch of raw records from a sensor",
+        description=(
+            "NDJSON or a JSON array of raw records in the given format, optionally gzip-encoded. "
+            "Answers only after the accepted events are durably stored."
+        ),
+        tags=["ingest"],
+    )
+    async def ingest(request: Request[Any, Any, Any], fmt: FromPath[str]) -> Response[Any]:
+        if fmt not in pipeline.adapters:
+            metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason="unknown_format")
+            known = ", ".join(sorted(pipeline.adapters))
+            return _error(404, f"unknown format {fmt[:64]!r}; known formats: {known}")
+        token = bearer_token(request)
+        sensor = registry.authenticate(token) if token else None
+        if sensor is None:
+            metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason="unauthorized")
+            return _error(
+                401,
+                "missing, unknown or revoked sensor token: send Authorization: Bearer <token>",
+                {"WWW-Authenticate": 'Bearer realm="honeyatlas ingest"'},
+            )
+        body = b""
+        try:
+            body = await _read_body(request, max_body_bytes)
+            gzipped = request.headers.get("content-encoding", "").lower() in ("gzip", "x-gzip")
+            data = decompress(body, max_decompressed_bytes) if gzipped else body
+            records = frame_records(data, max_records_per_request)
+        except BodyError as exc:
+            metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason=f"http_{exc.status}")
+            if exc.status == 400:  # kept, capped, so an operator can see what the sensor sent
+                letter = DeadLetter(
+                    ts=datetime.now(UTC), source=SOURCE, sensor=sensor.name, format=fmt, index=-1,
+                    reason=exc.reason, raw=body[:RAW_LIMIT_BYTES],
+                )
+                await store.append([], [letter])
+            return _error(exc.status, exc.reason)
+        try:
+            pipeline.admit(SOURCE, len(records))
+            result = await pipeline.ingest(source=SOURCE, fmt=fmt, sensor=sensor, records=records)
+        except PipelineFull as exc:
+            return _error(429, str(exc), {"Retry-After": str(exc.retry_after_seconds)})
+        except StoreError as exc:
+            metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason="store_error")
+            return _error(503, f"not stored, retry later: {exc}", {"Retry-After": "5"})
+        return Response(
+            {
+                "accepted": result.accepted,
+                "events": result.events,
+                "rejected": [{"index": r.index, "reason": r.reason} for r in result.rejected],
+            },
+            status_code=200,
+        )
+
+    return ingest
+
+
+async def _read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyError(413, f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyError(413, f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,72 @@
+"""Storage: one small `Store` protocol and the backends behind it.
+
+`open_store(config)` is the only place that picks a backend; DuckDB (embedded, in the data
+directory) is the default. The sensor registry lives beside it in SQLite
+(`honeyatlas.store.registry`) because several processes (the server and the `sensor`
+command) must be able to change it at once, which DuckDB's single-writer file lock forbids.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+import msgspec
+
+from honeyatlas.event import Event, Kind
+
+
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    """A raw record that could not become an event, kept with the reason."""
+
+    ts: datetime
+    source: str
+    sensor: str | None
+    format: str
+    index: int
+    reason: str
+    raw: bytes
+
+
+class EventQuery(msgspec.Struct, frozen=True, kw_only=True):
+    since: datetime | None = None
+    until: datetime | None = None
+    sensor: str | None = None
+    src_ip: str | None = None
+    kind: Kind | None = None
+    country: str | None = None
+    limit: int = 100
+    cursor: tuple[datetime, str] | None = None  # (ts, id) of the last event of the previous page
+
+
+class SensorActivity(msgspec.Struct, frozen=True):
+    last_seen: datetime | None
+    events_1h: int
+
+
+class Store(Protocol):
+    """What the pipeline and the web layer need from storage. Reads run off the event loop."""
+
+    @property
+    def pending_events(self) -> int: ...
+
+    def has_room_for(self, count: int) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def append(self, events: list[Event], dead_letters: list[DeadLetter]) -> None:
+        """Return once every event and dead letter is durably committed."""
+
+    async def recent_events(self, limit: int) -> list[Event]: ...
+
+    async def query_events(self, query: EventQuery) -> list[Event]: ...
+
+    async def summary(self, now: datetime, top_n: int) -> dict[str, Any]: ...
+
+    async def sensor_activity(self, now: datetime) -> dict[str, SensorActivity]: ...
+
+    async def dead_letters(self, limit: int) -> list[DeadLetter]: ...
+
+    async def schema_version(self) -> int: ...

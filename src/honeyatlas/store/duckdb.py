@@ -1,0 +1,407 @@
+"""The embedded default store: DuckDB in the data directory.
+
+One writer thread owns every write: it drains a queue of batches, turns them into one Arrow
+table, appends it in one transaction, and only then resolves the callers' futures (a source
+acknowledges only what is durable). Reads run on short-lived cursors in worker threads, so
+queries never wait for the writer nor block the event loop. Timestamps are stored as naive
+UTC. The DDL lives in MIGRATIONS, applied in order and recorded in `schema_migrations`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from honeyatlas.errors import StoreError
+from honeyatlas.event import Event, Geo
+from honeyatlas.metrics import Metrics
+from honeyatlas.store import DeadLetter, EventQuery, SensorActivity
+
+_GEO_COLUMNS: list[tuple[str, str, pa.DataType]] = [
+    ("country", "VARCHAR", pa.string()),
+    ("city", "VARCHAR", pa.string()),
+    ("lat", "DOUBLE", pa.float64()),
+    ("lon", "DOUBLE", pa.float64()),
+    ("asn", "BIGINT", pa.int64()),
+    ("org", "VARCHAR", pa.string()),
+    ("precision", "VARCHAR", pa.string()),
+]
+_EVENT_SCALARS: list[tuple[str, str, pa.DataType]] = [
+    ("id", "VARCHAR NOT NULL", pa.string()),
+    ("ts", "TIMESTAMP NOT NULL", pa.timestamp("us")),
+    ("ingest_ts", "TIMESTAMP NOT NULL", pa.timestamp("us")),
+    ("sensor", "VARCHAR NOT NULL", pa.string()),
+    ("honeypot", "VARCHAR NOT NULL", pa.string()),
+    ("kind", "VARCHAR NOT NULL", pa.string()),
+    ("action", "VARCHAR", pa.string()),
+    ("outcome", "VARCHAR NOT NULL", pa.string()),
+    ("src_ip", "VARCHAR", pa.string()),
+    ("src_port", "INTEGER", pa.int32()),
+    ("dst_ip", "VARCHAR", pa.string()),
+    ("dst_port", "INTEGER", pa.int32()),
+    ("transport", "VARCHAR", pa.string()),
+    ("protocol", "VARCHAR", pa.string()),
+    ("session", "VARCHAR", pa.string()),
+    ("username", "VARCHAR", pa.string()),
+    ("password", "VARCHAR", pa.string()),
+    ("command", "VARCHAR", pa.string()),
+    ("url", "VARCHAR", pa.string()),
+    ("sha256", "VARCHAR", pa.string()),
+    ("md5", "VARCHAR", pa.string()),
+    ("signature", "VARCHAR", pa.string()),
+    ("severity", "SMALLINT", pa.int16()),
+    ("user_agent", "VARCHAR", pa.string()),
+    ("client_version", "VARCHAR", pa.string()),
+]
+_EVENT_TAIL: list[tuple[str, str, pa.DataType]] = [
+    ("flags", "VARCHAR[]", pa.list_(pa.string())),
+    ("warnings", "VARCHAR[]", pa.list_(pa.string())),
+    ("raw", "VARCHAR", pa.string()),
+    ("v", "SMALLINT NOT NULL", pa.int16()),
+]
+EVENT_COLUMNS: list[tuple[str, str, pa.DataType]] = [
+    *_EVENT_SCALARS,
+    *[(f"src_{n}", t, a) for n, t, a in _GEO_COLUMNS],
+    *[(f"dst_{n}", t, a) for n, t, a in _GEO_COLUMNS],
+    *_EVENT_TAIL,
+]
+EVENT_ARROW_SCHEMA = pa.schema([(name, arrow) for name, _, arrow in EVENT_COLUMNS])
+_COLUMN_NAMES = [name for name, _, _ in EVENT_COLUMNS]
+
+DEAD_LETTER_ARROW_SCHEMA = pa.schema(
+    [
+        ("ts", pa.timestamp("us")),
+        ("source", pa.string()),
+        ("sensor", pa.string()),
+        ("format", pa.string()),
+        ("idx", pa.int32()),
+        ("reason", pa.string()),
+        ("raw", pa.binary()),
+    ]
+)
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            "CREATE TABLE events ("
+            + ", ".join(f"{name} {sql}" for name, sql, _ in EVENT_COLUMNS)
+            + ")",
+            "CREATE TABLE dead_letters (ts TIMESTAMP NOT NULL, source VARCHAR NOT NULL, sensor VARCHAR, "
+            "format VARCHAR NOT NULL, idx INTEGER NOT NULL, reason VARCHAR NOT NULL, raw BLOB)",
+        ],
+    ),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def _naive_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def events_to_arrow(events: list[Event]) -> pa.Table:
+    """Columnar copy of a batch, in EVENT_COLUMNS order."""
+    columns: dict[str, list[Any]] = {name: [] for name in _COLUMN_NAMES}
+    scalar_names = [name for name, _, _ in _EVENT_SCALARS]
+    geo_names = [name for name, _, _ in _GEO_COLUMNS]
+    for event in events:
+        for name in scalar_names:
+            columns[name].append(getattr(event, name))
+        for side, geo in (("src_", event.src_geo), ("dst_", event.dst_geo)):
+            for name in geo_names:
+                columns[side + name].append(None if geo is None else getattr(geo, name))
+        columns["flags"].append(list(event.flags))
+        columns["warnings"].append(list(event.warnings))
+        columns["raw"].append(event.raw)
+        columns["v"].append(event.v)
+    columns["ts"] = [_naive_utc(t) for t in columns["ts"]]
+    columns["ingest_ts"] = [_naive_utc(t) for t in columns["ingest_ts"]]
+    return pa.table(columns, schema=EVENT_ARROW_SCHEMA)
+
+
+def _row_to_event(row: tuple[Any, ...]) -> Event:
+    values = dict(zip(_COLUMN_NAMES, row, strict=True))
+    geos: dict[str, Geo | None] = {}
+    for side in ("src", "dst"):
+        parts = {n: values.pop(f"{side}_{n}") for n, _, _ in _GEO_COLUMNS}
+        geos[side] = None if parts["precision"] is None else Geo(**{k: v for k, v in parts.items() if v is not None})
+    for name in ("ts", "ingest_ts"):
+        values[name] = values[name].replace(tzinfo=UTC)
+    values["flags"] = tuple(values["flags"] or ())
+    values["warnings"] = tuple(values["warnings"] or ())
+    return Event(src_geo=geos["src"], dst_geo=geos["dst"], **{k: v for k, v in values.items() if v is not None})
+
+
+class _WriteJob:
+    __slots__ = ("dead_letters", "done", "events", "loop")
+
+    def __init__(self, events: list[Event], dead_letters: list[DeadLetter], loop: asyncio.AbstractEventLoop):
+        self.events = events
+        self.dead_letters = dead_letters
+        self.loop = loop
+        self.done: asyncio.Future[None] = loop.create_future()
+
+
+def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+class DuckDBStore:
+    """Store protocol on an embedded DuckDB file."""
+
+    def __init__(self, path: Path, *, max_pending_events: int, write_batch_max_events: int, metrics: Metrics):
+        self._path = path
+        self._max_pending = max_pending_events
+        self._batch_max = write_batch_max_events
+        self._metrics = metrics
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._queue: queue.SimpleQueue[_WriteJob | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._read_slots = asyncio.Semaphore(4)
+        metrics.gauge("honeyatlas_store_pending_events", lambda: [((), self._pending)])
+
+    @property
+    def pending_events(self) -> int:
+        return self._pending
+
+    def has_room_for(self, count: int) -> bool:
+        return self._pending + count <= self._max_pending
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._open)
+        self._writer = threading.Thread(target=self._write_loop, name="duckdb-writer", daemon=True)
+        self._writer.start()
+
+    def _open(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self._path))
+        except duckdb.IOException as exc:
+            raise StoreError(
+                f"cannot open {self._path}: {exc}. Is another honeyatlas server using this --data-dir?"
+            ) from exc
+        self._migrate(self._con)
+
+    @staticmethod
+    def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+        row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+        current = row[0] if row else 0
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"the data directory has schema version {current}, newer than this honeyatlas "
+                f"({SCHEMA_VERSION}); upgrade honeyatlas"
+            )
+        for version, statements in MIGRATIONS:
+            if version <= current:
+                continue
+            con.begin()
+            for statement in statements:
+                con.execute(statement)
+            con.execute("INSERT INTO schema_migrations VALUES (?, now()::TIMESTAMP)", [version])
+            con.commit()
+
+    async def stop(self) -> None:
+        if self._writer is not None:
+            self._queue.put(None)
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+        if self._con is not None:
+            con, self._con = self._con, None
+            await asyncio.to_thread(con.close)
+
+    async def append(self, events: list[Event], dead_letters: list[DeadLetter]) -> None:
+        if not events and not dead_letters:
+            return
+        if self._writer is None:
+            raise StoreError("store is not started")
+        job = _WriteJob(events, dead_letters, asyncio.get_running_loop())
+        with self._pending_lock:
+            self._pending += len(events)
+        self._queue.put(job)
+        await job.done
+
+    def _write_loop(self) -> None:
+        assert self._con is not None
+        con = self._con.cursor()
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            jobs = [first]
+            count = len(first.events)
+            while count < self._batch_max:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stopping = True
+                    break
+                jobs.append(job)
+                count += len(job.events)
+            error = self._commit(con, jobs)
+            with self._pending_lock:
+                self._pending -= count
+            for job in jobs:
+                job.loop.call_soon_threadsafe(_resolve, job.done, error)
+        con.close()
+
+    def _commit(self, con: duckdb.DuckDBPyConnection, jobs: list[_WriteJob]) -> BaseException | None:
+        events = [e for job in jobs for e in job.events]
+        dead = [d for job in jobs for d in job.dead_letters]
+        try:
+            con.begin()
+            if events:
+                con.register("event_batch", events_to_arrow(events))
+                con.execute("INSERT INTO events SELECT * FROM event_batch")
+                con.unregister("event_batch")
+            if dead:
+                dead_batch = pa.table(
+                    {
+                        "ts": [_naive_utc(d.ts) for d in dead],
+                        "source": [d.source for d in dead],
+                        "sensor": [d.sensor for d in dead],
+                        "format": [d.format for d in dead],
+                        "idx": [d.index for d in dead],
+                        "reason": [d.reason for d in dead],
+                        "raw": [d.raw for d in dead],
+                    },
+                    schema=DEAD_LETTER_ARROW_SCHEMA,
+                )
+                con.register("dead_batch", dead_batch)
+                con.execute("INSERT INTO dead_letters SELECT * FROM dead_batch")
+                con.unregister("dead_batch")
+            con.commit()
+        except Exception as exc:  # the batch fails as a whole; callers see a StoreError
+            with contextlib.suppress(duckdb.Error):
+                con.rollback()
+            return StoreError(f"write failed: {exc}")
+        self._metrics.inc("honeyatlas_store_commits_total")
+        return None
+
+    async def _read(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        if self._con is None:
+            raise StoreError("store is not started")
+        con = self._con
+
+        def run() -> list[tuple[Any, ...]]:
+            cursor = con.cursor()
+            try:
+                return cursor.execute(sql, params).fetchall()
+            finally:
+                cursor.close()
+
+        async with self._read_slots:
+            return await asyncio.to_thread(run)
+
+    async def recent_events(self, limit: int) -> list[Event]:
+        rows = await self._read(
+            f"SELECT {', '.join(_COLUMN_NAMES)} FROM events ORDER BY ingest_ts DESC, id DESC LIMIT ?", [limit]
+        )
+        return [_row_to_event(r) for r in reversed(rows)]
+
+    async def query_events(self, query: EventQuery) -> list[Event]:
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("sensor", query.sensor),
+            ("src_ip", query.src_ip),
+            ("kind", query.kind and str(query.kind)),
+            ("src_country", query.country),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.since is not None:
+            where.append("ts >= ?")
+            params.append(_naive_utc(query.since))
+        if query.until is not None:
+            where.append("ts < ?")
+            params.append(_naive_utc(query.until))
+        if query.cursor is not None:
+            cursor_ts, cursor_id = _naive_utc(query.cursor[0]), query.cursor[1]
+            where.append("(ts < ? OR (ts = ? AND id < ?))")
+            params.extend([cursor_ts, cursor_ts, cursor_id])
+        sql = f"SELECT {', '.join(_COLUMN_NAMES)} FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY ts DESC, id DESC LIMIT ?"
+        params.append(query.limit)
+        return [_row_to_event(r) for r in await self._read(sql, params)]
+
+    async def summary(self, now: datetime, top_n: int) -> dict[str, Any]:
+        now = _naive_utc(now)
+        day = now - timedelta(hours=24)
+        counts = await self._read(
+            "SELECT count(*) FILTER (WHERE ts >= ?), count(*) FILTER (WHERE ts >= ?), count(*) "
+            "FROM events WHERE ts >= ? AND ts <= ?",
+            [now - timedelta(minutes=1), now - timedelta(hours=1), day, now + timedelta(minutes=5)],
+        )
+        m1, h1, d1 = counts[0]
+
+        async def top(column: str, label: str | None = None) -> list[dict[str, Any]]:
+            label_sql = f", any_value({label})" if label else ""
+            rows = await self._read(
+                f"SELECT {column}, count(*) AS n{label_sql} FROM events "
+                f"WHERE ts >= ? AND {column} IS NOT NULL GROUP BY 1 ORDER BY n DESC, 1 LIMIT ?",
+                [day, top_n],
+            )
+            out = []
+            for row in rows:
+                item: dict[str, Any] = {"key": row[0], "count": row[1]}
+                if label:
+                    item["label"] = row[2]
+                out.append(item)
+            return out
+
+        return {
+            "counts": {"1m": m1, "1h": h1, "24h": d1},
+            "top": {
+                "countries": await top("src_country"),
+                "asns": await top("src_asn", "src_org"),
+                "ips": await top("src_ip"),
+                "ports": await top("dst_port"),
+                "sensors": await top("sensor"),
+            },
+        }
+
+    async def sensor_activity(self, now: datetime) -> dict[str, SensorActivity]:
+        rows = await self._read(
+            "SELECT sensor, max(ingest_ts), count(*) FILTER (WHERE ingest_ts >= ?) FROM events GROUP BY sensor",
+            [_naive_utc(now) - timedelta(hours=1)],
+        )
+        return {
+            name: SensorActivity(last_seen.replace(tzinfo=UTC) if last_seen else None, count)
+            for name, last_seen, count in rows
+        }
+
+    async def dead_letters(self, limit: int) -> list[DeadLetter]:
+        rows = await self._read(
+            "SELECT ts, source, sensor, format, idx, reason, raw FROM dead_letters ORDER BY ts DESC LIMIT ?", [limit]
+        )
+        return [
+            DeadLetter(ts=ts.replace(tzinfo=UTC), source=source, sensor=sensor, format=fmt, index=idx,
+                       reason=reason, raw=bytes(raw or b""))
+            for ts, source, sensor, fmt, idx, reason, raw in rows
+        ]
+
+    async def schema_version(self) -> int:
+        rows = await self._read("SELECT coalesce(max(version), 0) FROM schema_migrations", [])
+        return int(rows[0][0])

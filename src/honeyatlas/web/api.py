@@ -1,0 +1,183 @@
+"""The JSON query API (`/api/v1/...`) and the Prometheus `/metrics` endpoint.
+
+Handlers are built by `api_routes(context)` as closures over the service's components, so
+there is no global state and tests can build as many apps as they like.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Response, get
+from litestar.exceptions import ValidationException
+from litestar.handlers import BaseRouteHandler
+from litestar.params import FromQuery, QueryParameter
+
+from honeyatlas import __version__
+from honeyatlas.config import IngestConfig
+from honeyatlas.event import Event, Kind
+from honeyatlas.metrics import Metrics
+from honeyatlas.pipeline import Pipeline
+from honeyatlas.sinks.hub import LiveHub
+from honeyatlas.store import EventQuery, Store
+from honeyatlas.store.registry import SensorRegistry
+
+
+@dataclass(frozen=True)
+class WebContext:
+    """Everything the web layer may touch, handed over by the composition root."""
+
+    pipeline: Pipeline
+    registry: SensorRegistry
+    store: Store
+    hub: LiveHub
+    metrics: Metrics
+    ingest_settings: IngestConfig
+    geoip_status: Callable[[], dict[str, Any]]
+    started_monotonic: float = field(default_factory=time.monotonic)
+
+
+class EventPage(msgspec.Struct):
+    events: list[Event]
+    next_cursor: str | None
+
+
+class TopItem(msgspec.Struct, omit_defaults=True):
+    key: str | int
+    count: int
+    label: str | None = None
+
+
+class SensorView(msgspec.Struct):
+    name: str
+    honeypot: str
+    label: str | None
+    lat: float | None
+    lon: float | None
+    demo: bool
+    revoked: bool
+    created_at: datetime | None
+    last_seen: datetime | None
+    events_1h: int
+    rate_per_minute: float
+
+
+class DeadLetterView(msgspec.Struct):
+    ts: datetime
+    source: str
+    sensor: str | None
+    format: str
+    index: int
+    reason: str
+    raw: str
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def encode_cursor(event: Event) -> str:
+    return base64.urlsafe_b64encode(f"{event.ts.isoformat()}|{event.id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        ts_text, event_id = raw.split("|", 1)
+        return datetime.fromisoformat(ts_text), event_id
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise ValidationException("invalid cursor: pass the next_cursor of a previous page unchanged") from exc
+
+
+def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
+    @get("/api/v1/events", tags=["query"], summary="Stored events, newest first, with cursor paging")
+    async def events(
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+        sensor: FromQuery[str | None] = None,
+        src_ip: FromQuery[str | None] = None,
+        kind: FromQuery[Kind | None] = None,
+        country: Annotated[str | None, QueryParameter(max_length=2, min_length=2)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        cursor: FromQuery[str | None] = None,
+    ) -> EventPage:
+        query = EventQuery(
+            since=_utc(since), until=_utc(until), sensor=sensor, src_ip=src_ip, kind=kind,
+            country=country.upper() if country else None, limit=limit,
+            cursor=decode_cursor(cursor) if cursor else None,
+        )
+        found = await ctx.store.query_events(query)
+        next_cursor = encode_cursor(found[-1]) if len(found) == limit else None
+        return EventPage(events=found, next_cursor=next_cursor)
+
+    @get("/api/v1/stats/summary", tags=["query"], summary="Counts for 1 m / 1 h / 24 h and top-N lists (24 h)")
+    async def summary(top: Annotated[int, QueryParameter(ge=1, le=100)] = 10) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        result = await ctx.store.summary(now, top)
+        result["pipeline"] = {
+            "rejected": int(ctx.metrics.total("honeyatlas_records_rejected_total")),
+            "dropped": int(ctx.metrics.total("honeyatlas_events_dropped_total")),
+            "refused_requests": int(ctx.metrics.total("honeyatlas_requests_refused_total")),
+        }
+        result["generated_at"] = now
+        return result
+
+    @get("/api/v1/sensors", tags=["sensors"], summary="Registered sensors with last seen and event rate")
+    async def sensors() -> dict[str, list[SensorView]]:
+        activity = await ctx.store.sensor_activity(datetime.now(UTC))
+        views = []
+        for s in ctx.registry.list():
+            seen = activity.get(s.name)
+            views.append(
+                SensorView(
+                    name=s.name, honeypot=s.honeypot, label=s.label, lat=s.lat, lon=s.lon, demo=s.demo,
+                    revoked=s.revoked, created_at=s.created_at,
+                    last_seen=seen.last_seen if seen else None,
+                    events_1h=seen.events_1h if seen else 0,
+                    rate_per_minute=round(seen.events_1h / 60, 3) if seen else 0.0,
+                )
+            )
+        return {"sensors": views}
+
+    @get("/api/v1/rejected", tags=["query"], summary="Most recent records kept in the dead-letter store")
+    async def rejected(limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100) -> dict[str, list[DeadLetterView]]:
+        letters = await ctx.store.dead_letters(limit)
+        return {
+            "rejected": [
+                DeadLetterView(
+                    ts=d.ts, source=d.source, sensor=d.sensor, format=d.format, index=d.index, reason=d.reason,
+                    raw=d.raw[:2048].decode("utf-8", "replace"),
+                )
+                for d in letters
+            ]
+        }
+
+    @get("/api/v1/health", tags=["ops"], summary="Liveness and component status")
+    async def health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "version": __version__,
+            "uptime_seconds": round(time.monotonic() - ctx.started_monotonic, 1),
+            "store": {
+                "schema_version": await ctx.store.schema_version(),
+                "pending_events": ctx.store.pending_events,
+            },
+            "live": {"clients": ctx.hub.client_count},
+            "geoip": ctx.geoip_status(),
+            "formats": sorted(ctx.pipeline.adapters),
+        }
+
+    @get("/metrics", tags=["ops"], summary="Prometheus text exposition", media_type="text/plain; version=0.0.4")
+    async def metrics() -> Response[str]:
+        return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return [events, summary, sensors, rejected, health, metrics]
