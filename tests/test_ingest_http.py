@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from tests.conftest import SAMPLES, RunningServer
 
 # Public addresses (real allocations) to replace the loopback sources of the lab samples.

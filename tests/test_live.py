@@ -8,13 +8,13 @@ import time
 from datetime import UTC, datetime
 
 import httpx
-from tests.conftest import RunningServer
-from tests.test_ingest_http import cowrie_records_with_public_sources, ndjson, post
 from websockets.sync.client import connect
 
 from honeyatlas.event import Event, Kind, new_event_id
 from honeyatlas.metrics import Metrics
 from honeyatlas.sinks.hub import LiveClient, LiveHub
+from tests.conftest import RunningServer
+from tests.test_ingest_http import cowrie_records_with_public_sources, ndjson, post
 
 
 def receive_until(ws, predicate, timeout: float = 10.0) -> list[dict]:  # type: ignore[no-untyped-def]

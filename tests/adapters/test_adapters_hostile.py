@@ -10,7 +10,6 @@ from typing import Any
 
 import msgspec
 import pytest
-from tests.adapters.golden import RECEIVED
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +24,7 @@ from honeyatlas.event import (
     Kind,
     Outcome,
 )
+from tests.adapters.golden import RECEIVED
 
 ADAPTERS = [cowrie.ADAPTER, native.ADAPTER]
 TEXT_FIELDS = [name for name in native.NativeRecord.__struct_fields__ if name in FIELD_LIMITS]

@@ -8,11 +8,11 @@ from typing import Any
 
 import msgspec
 import pytest
-from tests.adapters.golden import DATA, RECEIVED, check_golden, context, event_line
 
 from honeyatlas.adapters.cowrie import ADAPTER
 from honeyatlas.errors import RecordRejected
 from honeyatlas.event import FIELD_LIMITS, Event, Flag, Kind, Outcome
+from tests.adapters.golden import DATA, RECEIVED, check_golden, context, event_line
 
 SAMPLE = DATA / "samples" / "cowrie.json"
 GOLDEN = DATA / "golden" / "cowrie.expected.jsonl"

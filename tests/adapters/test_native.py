@@ -8,12 +8,12 @@ from typing import Any
 
 import msgspec
 import pytest
-from tests.adapters.golden import DATA, RECEIVED, context
 
 from honeyatlas.adapters import RecordContext, cowrie
 from honeyatlas.adapters.native import ADAPTER, SERVER_FIELDS, NativeRecord
 from honeyatlas.errors import RecordRejected
 from honeyatlas.event import EVENT_FIELDS, FIELD_LIMITS, Flag, Kind, Outcome
+from tests.adapters.golden import DATA, RECEIVED, context
 
 MINIMAL = {"ts": "2026-11-27T21:42:54.275704Z", "kind": "login_attempt"}
 

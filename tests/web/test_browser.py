@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from tests.conftest import start_server
 
 CHROMIUM = "/usr/bin/chromium"

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from litestar import Litestar, Response, get
-from litestar.response import File
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.response import File
 from litestar.static_files import create_static_files_router
 
 from honeyatlas import __version__
