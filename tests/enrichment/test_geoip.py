@@ -371,4 +371,18 @@ def test_find_city_database_prefers_full_databases_and_newest(tmp_path: Path) ->
     (tmp_path / "GeoLite2-City.mmdb").write_bytes(b"")
     assert find_city_database([tmp_path]) == tmp_path / "GeoLite2-City.mmdb"
     assert find_city_database([tmp_path / "nothing-here"]) is None
+    assert find_city_database([tmp_path / "GeoLite2-City.mmdb"]) is None  # a file, not a directory
+
+
+def test_find_city_database_takes_single_family_files_last(tmp_path: Path) -> None:
+    (tmp_path / "geolite2-city-ipv6.mmdb").write_bytes(b"")
+    (tmp_path / "geolite2-city-ipv4.mmdb").write_bytes(b"")
+    assert find_city_database([tmp_path]) == tmp_path / "geolite2-city-ipv4.mmdb"
+    (tmp_path / "dbip-city.mmdb").write_bytes(b"")
+    assert find_city_database([tmp_path]) == tmp_path / "dbip-city.mmdb"
+    # Directories are tried in order: the caller's own directory wins.
+    first = tmp_path / "first"
+    first.mkdir()
+    (first / "standard_location.mmdb").write_bytes(b"")
+    assert find_city_database([first, tmp_path]) == first / "standard_location.mmdb"
     assert find_city_database([]) is None

