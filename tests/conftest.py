@@ -32,7 +32,7 @@ class RunningServer:
         return token
 
 
-def start_server(data_dir: Path, **sections: dict[str, Any]) -> tuple[RunningServer, Any]:
+def start_server(data_dir: Path, config_file: Path | None = None, **sections: dict[str, Any]) -> tuple[RunningServer, Any]:
     overrides: dict[str, dict[str, Any]] = {
         "storage": {"data_dir": str(data_dir)},
         "server": {"host": "127.0.0.1", "port": 0},
@@ -41,7 +41,7 @@ def start_server(data_dir: Path, **sections: dict[str, Any]) -> tuple[RunningSer
     }
     for name, values in sections.items():
         overrides.setdefault(name, {}).update(values)
-    service = Service(load_config(environ={}, overrides=overrides))
+    service = Service(load_config(config_file, environ={}, overrides=overrides))
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     urls: list[str] = []

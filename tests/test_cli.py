@@ -82,3 +82,36 @@ def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
         result = run("serve", "--port", str(port), data_dir=tmp_path)
     assert result.returncode == 2
     assert "honeyatlas: error: cannot listen on 127.0.0.1:" in result.stderr
+
+
+def test_ingest_imports_a_gzip_log_with_progress_and_summary(tmp_path: Path) -> None:
+    from tests.conftest import SAMPLES, start_server
+
+    lines = (SAMPLES / "cowrie.json").read_bytes().splitlines()
+    lines.insert(10, b'{"eventid": "cowrie.login.failed", "src_ip": ')  # a torn line
+    log = tmp_path / "cowrie.json.gz"
+    import gzip
+
+    log.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    data = tmp_path / "data"
+    assert run("sensor", "add", "lab-cowrie-01", "--honeypot", "cowrie", "--location", "50,8", data_dir=data).returncode == 0
+    result = run("ingest", str(log), "--format", "cowrie", "--sensor", "lab-cowrie-01", "--batch-size", "25",
+                 data_dir=data)
+    assert result.returncode == 0, result.stderr
+    assert "100.0%" in result.stderr and "100 records" in result.stderr  # progress on stderr
+    assert "100 records" in result.stdout and "99 accepted (99 events" in result.stdout
+    assert "1 rejected" in result.stdout and "rejected 1: invalid JSON" in result.stdout
+
+    missing = run("ingest", str(log), "--format", "cowrie", "--sensor", "nobody", data_dir=data)
+    assert missing.returncode == 2 and "no active sensor named 'nobody'" in missing.stderr
+    unknown = run("ingest", str(log), "--format", "nope", "--sensor", "lab-cowrie-01", data_dir=data)
+    assert unknown.returncode == 2 and "unknown format 'nope'" in unknown.stderr
+
+    running, stop = start_server(data)
+    try:
+        events = httpx.get(f"{running.url}api/v1/events", params={"limit": 1000}).json()["events"]
+        assert len(events) == 99
+        kept = httpx.get(f"{running.url}api/v1/rejected").json()["rejected"]
+        assert [k["index"] for k in kept] == [10] and kept[0]["source"] == "bulk"
+    finally:
+        stop()

@@ -13,12 +13,13 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from honeyatlas import __version__
 from honeyatlas.config import Config, load_config
 from honeyatlas.errors import HoneyatlasError
-from honeyatlas.service import Service, registry_for
+from honeyatlas.service import ImportProgress, Service, registry_for
 
 
 def _location(text: str) -> tuple[float, float]:
@@ -47,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default 8080; 0 picks a free one)")
     serve.add_argument("--demo", action="store_true", default=None, help="also run a simulated honeynet")
     _state_options(serve)
+
+    ingest = commands.add_parser("ingest", help="import a whole log file (plain or gzip) into the data directory")
+    ingest.add_argument("file", help="log file, one record per line; gzip is detected")
+    ingest.add_argument("--format", required=True, help="record format, e.g. cowrie, opencanary, or auto")
+    ingest.add_argument("--sensor", required=True, help="registered sensor the records come from")
+    ingest.add_argument("--batch-size", type=int, default=5000, help="records stored per transaction (default 5000)")
+    _state_options(ingest)
 
     sensor = commands.add_parser("sensor", help="manage the sensors allowed to send events")
     sensor_commands = sensor.add_subparsers(dest="sensor_command", required=True)
@@ -84,6 +92,47 @@ def _serve(config: Config) -> int:
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(service.serve(ready))
+    return 0
+
+
+def _print_progress(progress: ImportProgress) -> None:
+    share = progress.bytes_read / progress.bytes_total if progress.bytes_total else 1.0
+    rate = progress.records / progress.seconds if progress.seconds else 0.0
+    line = (
+        f"  {share:6.1%}  {progress.bytes_read / 1048576:8.1f} / {progress.bytes_total / 1048576:.1f} MiB"
+        f"  {progress.records:>10,} records  {rate:>9,.0f} records/s"
+    )
+    end = "\r" if sys.stderr.isatty() else "\n"
+    print(line, end=end, file=sys.stderr, flush=True)
+
+
+def _ingest(args: argparse.Namespace, config: Config) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        raise HoneyatlasError(f"no file {path}; give the path of a log file")
+    if args.batch_size < 1:
+        raise HoneyatlasError("--batch-size must be at least 1")
+    service = Service(config)
+    last = [0.0]
+
+    def progress(p: ImportProgress) -> None:
+        if p.seconds - last[0] >= (0.5 if sys.stderr.isatty() else 5.0):
+            last[0] = p.seconds
+            _print_progress(p)
+
+    run = service.import_file(path, fmt=args.format, sensor_name=args.sensor, batch_size=args.batch_size,
+                              on_progress=progress)
+    result = asyncio.run(run)
+    _print_progress(result)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(
+        f"imported {path.name}: {result.records:,} records in {result.seconds:.1f} s: "
+        f"{result.accepted:,} accepted ({result.events:,} events, {result.warned:,} with warnings), "
+        f"{result.rejected:,} rejected, {result.ignored:,} ignored, {result.duplicates:,} duplicate events dropped"
+    )
+    for reason, count in result.reasons.items():
+        print(f"  rejected {count:,}: {reason}")
     return 0
 
 
@@ -125,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from(args)
         if args.command == "serve":
             return _serve(config)
+        if args.command == "ingest":
+            return _ingest(args, config)
         return _sensor(args, config)
     except (HoneyatlasError, OSError) as exc:
         print(f"honeyatlas: error: {exc}", file=sys.stderr)

@@ -49,6 +49,8 @@ class IngestConfig(_Section):
     max_records_per_request: PositiveInt = 100_000
     sensor_timezone: str = "UTC"
     retry_after_seconds: PositiveInt = 1
+    session_dedup_ttl_seconds: Seconds = 3600.0
+    session_dedup_max_sessions: PositiveInt = 100_000
 
 
 class GeoIPConfig(_Section):
@@ -73,7 +75,27 @@ class DemoConfig(_Section):
     seed: int | None = None
 
 
+class MappingConfig(_Section):
+    """A custom JSON source described in configuration: field paths to event fields."""
+
+    description: str = ""
+    fields: dict[str, str] = {}
+    kind: str | None = None
+    kind_field: str | None = None
+    kind_map: dict[str, str] = {}
+    default_kind: str = "other"
+    outcome_field: str | None = None
+    outcome_map: dict[str, str] = {}
+    timestamp_field: str | None = None
+    timestamp_format: str | None = None
+    timezone: str | None = None
+    honeypot: str | None = None
+    honeypot_field: str | None = None
+    detect_fields: list[str] = []
+
+
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    mappings: dict[str, MappingConfig] = {}
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
     ingest: IngestConfig = IngestConfig()
@@ -87,12 +109,19 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 
 def option_names() -> list[str]:
-    """Every option as `section.option`, for docs and tests."""
+    """Every option as `section.option`, for docs, tests and environment variables."""
     names = []
     for section_name in Config.__struct_fields__:
+        if section_name == "mappings":
+            continue
         section_type = type(getattr(Config(), section_name))
         names.extend(f"{section_name}.{field}" for field in section_type.__struct_fields__)
     return names
+
+
+def mapping_option_names() -> list[str]:
+    """Options of one custom source mapping, as `mappings.<name>.option`."""
+    return [f"mappings.<name>.{field}" for field in MappingConfig.__struct_fields__]
 
 
 def _section_type(section: str) -> type[_Section]:
@@ -143,6 +172,13 @@ def load_config(
     _merge(tree, env_values)
     _merge(tree, {s: {k: v for k, v in vals.items() if v is not None} for s, vals in (overrides or {}).items()})
     sections: dict[str, Any] = {}
+    mappings = tree.pop("mappings", {})
+    sections["mappings"] = {}
+    for name, values in mappings.items():
+        try:
+            sections["mappings"][name] = msgspec.convert(values, type=MappingConfig, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(_key_of(f"mappings.{name}", exc), str(exc)) from exc
     for section, values in tree.items():
         # strict=False lets environment strings such as "9090" and "true" convert; an empty
         # environment value means "unset" for optional paths.

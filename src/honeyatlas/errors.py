@@ -3,6 +3,8 @@
     HoneyatlasError
      +-- ConfigError          a setting is missing or invalid; names the key
      +-- RecordRejected       one raw record could not become an event; carries the reason
+     +-- RecordIgnored        one raw record is not attacker activity (a honeypot's own start-up
+                              message); counted with the reason, not dead-lettered
      +-- StoreError           the store cannot be opened, migrated or written
      +-- RegistryError        the sensor registry refused an operation (unknown or duplicate sensor)
      +-- PipelineFull         admission refused because the pipeline is at capacity
@@ -24,6 +26,14 @@ class ConfigError(HoneyatlasError):
 
 class RecordRejected(HoneyatlasError):
     """Raised by an adapter for a record with nothing usable; `reason` is short and stable."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RecordIgnored(HoneyatlasError):
+    """Raised by an adapter for a record that is valid but not attacker activity."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)

@@ -16,12 +16,14 @@ from datetime import UTC, datetime, tzinfo
 import msgspec
 
 from honeyatlas.adapters import Adapter, RecordContext
+from honeyatlas.adapters.detect import AUTO, AutoDetector
 from honeyatlas.enrichment.sensors import Sensor
-from honeyatlas.errors import PipelineFull, RecordRejected
+from honeyatlas.errors import PipelineFull, RecordIgnored, RecordRejected
 from honeyatlas.event import RAW_LIMIT_BYTES, Event
 from honeyatlas.metrics import Metrics
 from honeyatlas.sinks.hub import LiveHub
 from honeyatlas.store import DeadLetter, Store
+from honeyatlas.transforms.dedupe import SessionDeduplicator
 from honeyatlas.transforms.geolocate import Geolocator
 
 log = logging.getLogger(__name__)
@@ -45,9 +47,12 @@ class Rejection(msgspec.Struct, frozen=True):
 
 
 class IngestResult(msgspec.Struct, frozen=True):
-    accepted: int  # records that produced events (accepted + len(rejected) == records given)
+    accepted: int  # records that produced events (accepted + rejected + ignored == records given)
     events: int  # events stored (a record may produce several)
-    rejected: list[Rejection]
+    rejected: list[Rejection]  # unusable records, kept in the dead-letter store
+    ignored: list[Rejection]  # valid records that are not attacker activity (counted, not stored)
+    duplicates: int  # events dropped because another stream already brought them
+    warned: int  # events stored with at least one adapter warning
 
 
 class Pipeline:
@@ -56,6 +61,7 @@ class Pipeline:
         *,
         adapters: dict[str, Adapter],
         geolocator: Geolocator,
+        deduplicator: SessionDeduplicator,
         store: Store,
         hub: LiveHub,
         metrics: Metrics,
@@ -63,12 +69,28 @@ class Pipeline:
         retry_after_seconds: int,
     ) -> None:
         self.adapters = adapters
+        self._detector = AutoDetector(adapters)
         self._geolocator = geolocator
+        self._deduplicator = deduplicator
         self._store = store
         self._hub = hub
         self._metrics = metrics
         self._timezone = sensor_timezone
         self._retry_after = retry_after_seconds
+        # format -> stream index for session deduplication: 0 per-event log, 1 session summary
+        self._streams: dict[str, int] = {}
+        for adapter in adapters.values():
+            if adapter.summary_of is not None and adapter.summary_of in adapters:
+                self._streams[adapter.name] = 1
+                self._streams[adapter.summary_of] = 0
+
+    def formats(self) -> list[str]:
+        """Every format name a source may ask for, `auto` included."""
+        return sorted([*self.adapters, AUTO])
+
+    def input_kind(self, fmt: str) -> str:
+        """How a source should frame records of `fmt`: "json", "text" or "auto" (JSON, else text)."""
+        return "auto" if fmt == AUTO else self.adapters[fmt].input
 
     def admit(self, source: str, record_count: int) -> None:
         """Refuse early, before any work, when the store queue cannot take the batch."""
@@ -76,19 +98,24 @@ class Pipeline:
             self._metrics.inc("honeyatlas_requests_refused_total", source=source, reason="pipeline_full")
             raise PipelineFull(self._retry_after)
 
+    def _adapt(self, fmt: str, record: RawRecord, ctx: RecordContext) -> tuple[str, list[Event]]:
+        adapter = self._detector.pick(record.value) if fmt == AUTO else self.adapters[fmt]
+        return adapter.name, adapter.adapt(record.value, ctx)
+
     async def ingest(
         self, *, source: str, fmt: str, sensor: Sensor, records: list[RawRecord]
     ) -> IngestResult:
-        adapter = self.adapters[fmt]
         received = datetime.now(UTC)
         events: list[Event] = []
         dead: list[DeadLetter] = []
         rejected: list[Rejection] = []
-        warned = 0
+        ignored: list[Rejection] = []
+        warned = duplicates = 0
         self._metrics.inc("honeyatlas_records_received_total", len(records), source=source, format=fmt)
         for record in records:
             reason = record.error
             produced: list[Event] = []
+            used = fmt
             if reason is None:
                 ctx = RecordContext(
                     sensor=sensor.name,
@@ -99,9 +126,13 @@ class Pipeline:
                     demo=sensor.demo,
                 )
                 try:
-                    produced = adapter.adapt(record.value, ctx)
+                    used, produced = self._adapt(fmt, record, ctx)
                 except RecordRejected as exc:
                     reason = exc.reason
+                except RecordIgnored as exc:
+                    ignored.append(Rejection(record.index, exc.reason))
+                    self._metrics.inc("honeyatlas_records_ignored_total", source=source, reason=_reason_label(exc.reason))
+                    continue
                 except Exception:  # an adapter bug must not stop the stream
                     log.exception("adapter %s failed on record %d from %s", fmt, record.index, sensor.name)
                     reason = "adapter_error"
@@ -117,7 +148,11 @@ class Pipeline:
                 )
                 self._metrics.inc("honeyatlas_records_rejected_total", source=source, reason=_reason_label(reason))
                 continue
+            stream = self._streams.get(used)
             for event in produced:
+                if stream is not None and not self._deduplicator.keep(event, stream):
+                    duplicates += 1
+                    continue
                 if event.warnings:
                     warned += 1
                 events.append(self._geolocator.apply(event, sensor))
@@ -127,7 +162,14 @@ class Pipeline:
             self._metrics.inc("honeyatlas_events_accepted_total", len(events), source=source, sensor=sensor.name)
         if warned:
             self._metrics.inc("honeyatlas_event_warnings_total", warned, source=source)
-        return IngestResult(accepted=len(records) - len(rejected), events=len(events), rejected=rejected)
+        if duplicates:
+            self._metrics.inc(
+                "honeyatlas_events_dropped_total", duplicates, component="dedupe", reason="duplicate_session_event"
+            )
+        return IngestResult(
+            accepted=len(records) - len(rejected) - len(ignored), events=len(events), rejected=rejected,
+            ignored=ignored, duplicates=duplicates, warned=warned,
+        )
 
 
 def _reason_label(reason: str) -> str:

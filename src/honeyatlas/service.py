@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import zoneinfo
 from collections.abc import Callable
@@ -18,7 +19,9 @@ from typing import Any
 
 import uvicorn
 
-from honeyatlas.adapters import load_adapters
+from honeyatlas.adapters import Adapter, load_adapters
+from honeyatlas.adapters.detect import AUTO
+from honeyatlas.adapters.mapped import build_mapped_adapter
 from honeyatlas.config import Config
 from honeyatlas.enrichment.geoip import (
     BUNDLED_ASN_DB,
@@ -28,16 +31,20 @@ from honeyatlas.enrichment.geoip import (
     GeoIP,
     find_city_database,
 )
-from honeyatlas.errors import ConfigError
+from honeyatlas.errors import ConfigError, HoneyatlasError
 from honeyatlas.metrics import Metrics
 from honeyatlas.pipeline import Pipeline
 from honeyatlas.sinks.hub import LiveHub
+from honeyatlas.sources.bulk import ImportProgress, import_file
 from honeyatlas.sources.demo import DemoHoneynet
 from honeyatlas.store.duckdb import DuckDBStore
 from honeyatlas.store.registry import SensorRegistry
+from honeyatlas.transforms.dedupe import SessionDeduplicator
 from honeyatlas.transforms.geolocate import Geolocator
 from honeyatlas.web.api import WebContext
 from honeyatlas.web.app import create_app
+
+__all__ = ["ImportProgress", "Service", "registry_for"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +79,11 @@ class Service:
             centroids_path=BUNDLED_CENTROIDS,
             cache_size=geo.cache_size,
         )
+        geoip = self.geoip
+        for counter in ("hits", "misses", "evictions"):
+            self.metrics.gauge(
+                f"honeyatlas_geoip_cache_{counter}_total", lambda counter=counter: [((), geoip.cache_info()[counter])]
+            )
         self.registry = registry_for(config)
         self.store = DuckDBStore(
             config.data_dir / "events.duckdb",
@@ -88,9 +100,20 @@ class Service:
             max_clients=live.max_clients,
             metrics=self.metrics,
         )
+        self.deduplicator = SessionDeduplicator(
+            ttl_seconds=config.ingest.session_dedup_ttl_seconds,
+            max_sessions=config.ingest.session_dedup_max_sessions,
+        )
+        dedup = self.deduplicator
+        self.metrics.gauge("honeyatlas_dedupe_sessions", lambda: [((), len(dedup))])
+        self.metrics.gauge(
+            "honeyatlas_dedupe_evictions",
+            lambda: [((("reason", "size"),), dedup.evicted_by_size), ((("reason", "age"),), dedup.evicted_by_age)],
+        )
         self.pipeline = Pipeline(
-            adapters=load_adapters(),
+            adapters=self._adapters(),
             geolocator=Geolocator(self.geoip, cache_size=geo.cache_size),
+            deduplicator=self.deduplicator,
             store=self.store,
             hub=self.hub,
             metrics=self.metrics,
@@ -118,6 +141,17 @@ class Service:
                 geoip_status=self._geoip_status,
             )
         )
+
+    def _adapters(self) -> dict[str, Adapter]:
+        """Entry-point adapters (built-in and third-party) plus the configured mappings."""
+        adapters = load_adapters()
+        for name, mapping in self.config.mappings.items():
+            if name in adapters or name == AUTO:
+                raise ConfigError(f"mappings.{name}", "a format with this name already exists; rename the mapping")
+            if not re.match(r"^[a-z0-9][a-z0-9._-]{0,63}$", name):
+                raise ConfigError(f"mappings.{name}", "use a lowercase name of letters, digits, '.', '_' or '-'")
+            adapters[name] = build_mapped_adapter(name, mapping)
+        return adapters
 
     def _city_database(self) -> Path | None:
         geo = self.config.geoip
@@ -151,6 +185,29 @@ class Service:
         await self.store.stop()
         self.geoip.close()
         self.registry.close()
+
+    async def import_file(
+        self,
+        path: Path,
+        *,
+        fmt: str,
+        sensor_name: str,
+        batch_size: int,
+        on_progress: Callable[[ImportProgress], None] | None = None,
+    ) -> ImportProgress:
+        """Start the storage side, import one log file through the pipeline, stop."""
+        if fmt not in self.pipeline.formats():
+            raise HoneyatlasError(f"unknown format {fmt!r}; known formats: {', '.join(self.pipeline.formats())}")
+        await self.start()
+        try:
+            sensor = self.registry.get(sensor_name)
+            if sensor is None or sensor.revoked:
+                raise HoneyatlasError(f"no active sensor named {sensor_name!r}; add it with `honeyatlas sensor add`")
+            return await import_file(
+                self.pipeline, path=path, fmt=fmt, sensor=sensor, batch_size=batch_size, on_progress=on_progress
+            )
+        finally:
+            await self.stop()
 
     async def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
         """Start everything, serve HTTP until cancelled or signalled, then stop cleanly."""

@@ -138,7 +138,8 @@ def make_event(
     """Build one bounded, validated Event for `ctx` from already-extracted field values.
 
     Text fields are cleaned and capped; a timestamp that is missing is replaced by the
-    receive time with a warning. Unknown keyword names are a programming error.
+    receive time with a warning. `honeypot` overrides the sensor's registered type for
+    multi-honeypot sensors (T-Pot). Unknown keyword names are a programming error.
     """
     notes = list(warnings or ())
     cut_any = False
@@ -151,6 +152,7 @@ def make_event(
                 cut_any = True
                 notes.append(f"{name} truncated to {FIELD_LIMITS[name]} characters")
             values[name] = text
+    honeypot, _ = clean_text(fields.pop("honeypot", None), FIELD_LIMITS["honeypot"])
     values.update(fields)
     if ts is None:
         ts = ctx.received
@@ -170,7 +172,7 @@ def make_event(
         ts=ts,
         ingest_ts=ctx.received,
         sensor=ctx.sensor,
-        honeypot=ctx.honeypot,
+        honeypot=honeypot or ctx.honeypot,
         kind=kind,
         outcome=outcome,
         flags=tuple(flags),

@@ -25,11 +25,12 @@ from honeyatlas.errors import PipelineFull, StoreError
 from honeyatlas.event import RAW_LIMIT_BYTES
 from honeyatlas.metrics import Metrics
 from honeyatlas.pipeline import Pipeline, RawRecord
+from honeyatlas.sources.framing import decode_line
 from honeyatlas.store import DeadLetter, Store
 from honeyatlas.store.registry import SensorRegistry
 
 SOURCE = "http"
-_decoder = msgspec.json.Decoder()
+_decoder = msgspec.json.Decoder()  # for whole JSON-array bodies
 
 
 class BodyError(Exception):
@@ -53,8 +54,12 @@ def decompress(body: bytes, max_bytes: int) -> bytes:
     return out
 
 
-def frame_records(body: bytes, max_records: int) -> list[RawRecord]:
-    """Split a body into records: a JSON array, or NDJSON lines (blank lines skipped)."""
+def frame_records(body: bytes, max_records: int, input_kind: str = "json") -> list[RawRecord]:
+    """Split a body into records: a JSON array, or one record per line (blank lines skipped).
+
+    `input_kind` is the adapter's: "json" lines are decoded (a bad line is rejected alone),
+    "text" lines are kept as text, "auto" tries JSON and falls back to text.
+    """
     stripped = body.lstrip()
     if not stripped:
         raise BodyError(400, "empty body: send NDJSON lines or a JSON array of records")
@@ -67,18 +72,13 @@ def frame_records(body: bytes, max_records: int) -> list[RawRecord]:
             raise BodyError(413, f"{len(values)} records exceed the limit of {max_records} per request")
         return [RawRecord(i, msgspec.json.encode(v), v) for i, v in enumerate(values)]
     records: list[RawRecord] = []
-    index = 0
     for line in body.split(b"\n"):
         line = line.strip()
         if not line:
             continue
-        if index >= max_records:
+        if len(records) >= max_records:
             raise BodyError(413, f"more than {max_records} records in one request")
-        try:
-            records.append(RawRecord(index, line, _decoder.decode(line)))
-        except msgspec.DecodeError as exc:
-            records.append(RawRecord(index, line, error=f"invalid JSON: {exc}"))
-        index += 1
+        records.append(decode_line(line, len(records), input_kind))
     if all(r.error is not None for r in records):
         raise BodyError(400, "no line of the body is valid JSON: send NDJSON lines or a JSON array")
     return records
@@ -117,9 +117,9 @@ def ingest_route(
         tags=["ingest"],
     )
     async def ingest(request: Request[Any, Any, Any], fmt: FromPath[str]) -> Response[Any]:
-        if fmt not in pipeline.adapters:
+        if fmt not in pipeline.formats():
             metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason="unknown_format")
-            known = ", ".join(sorted(pipeline.adapters))
+            known = ", ".join(pipeline.formats())
             return _error(404, f"unknown format {fmt[:64]!r}; known formats: {known}")
         token = bearer_token(request)
         sensor = registry.authenticate(token) if token else None
@@ -135,7 +135,7 @@ def ingest_route(
             body = await _read_body(request, max_body_bytes)
             gzipped = request.headers.get("content-encoding", "").lower() in ("gzip", "x-gzip")
             data = decompress(body, max_decompressed_bytes) if gzipped else body
-            records = frame_records(data, max_records_per_request)
+            records = frame_records(data, max_records_per_request, pipeline.input_kind(fmt))
         except BodyError as exc:
             metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason=f"http_{exc.status}")
             if exc.status == 400:  # kept, capped, so an operator can see what the sensor sent
@@ -158,6 +158,8 @@ def ingest_route(
                 "accepted": result.accepted,
                 "events": result.events,
                 "rejected": [{"index": r.index, "reason": r.reason} for r in result.rejected],
+                "ignored": [{"index": r.index, "reason": r.reason} for r in result.ignored],
+                "duplicates": result.duplicates,
             },
             status_code=200,
         )

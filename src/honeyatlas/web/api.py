@@ -173,7 +173,7 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
             },
             "live": {"clients": ctx.hub.client_count},
             "geoip": ctx.geoip_status(),
-            "formats": sorted(ctx.pipeline.adapters),
+            "formats": ctx.pipeline.formats(),
         }
 
     @get("/metrics", tags=["ops"], summary="Prometheus text exposition", media_type="text/plain; version=0.0.4")
