@@ -69,6 +69,7 @@ export function showSummary(summary) {
   fillTop(byId("top-asns"), top.asns, (row) => (row.label ? `AS${row.key} ${row.label}` : `AS${row.key}`));
   setNumber("rejected", summary.pipeline?.rejected);
   setNumber("pipeline-dropped", summary.pipeline?.dropped);
+  setNumber("ignored", summary.pipeline?.ignored);
 }
 
 export function showConnection(state) {

@@ -255,8 +255,18 @@ def adapt(record: Any, ctx: RecordContext) -> list[Event]:
     return [make_event(ctx, kind, ts=ts, outcome=outcome, warnings=notes, **fields)]
 
 
+def detect(record: Any) -> bool:
+    """A cowrie log record: an object whose eventid is a cowrie event id."""
+    if not isinstance(record, dict):
+        return False
+    eventid = record.get("eventid")
+    return isinstance(eventid, str) and eventid.startswith("cowrie.")
+
+
 ADAPTER = Adapter(
     name="cowrie",
     description="cowrie JSON log records (cowrie.json, one object per line), cowrie 2.x and 3.x",
     adapt=adapt,
+    detect=detect,
+    priority=10,
 )

@@ -126,6 +126,7 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
         result["pipeline"] = {
             "rejected": int(ctx.metrics.total("honeyatlas_records_rejected_total")),
             "dropped": int(ctx.metrics.total("honeyatlas_events_dropped_total")),
+            "ignored": int(ctx.metrics.total("honeyatlas_records_ignored_total")),
             "refused_requests": int(ctx.metrics.total("honeyatlas_requests_refused_total")),
         }
         result["generated_at"] = now
