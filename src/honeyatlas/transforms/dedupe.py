@@ -66,9 +66,6 @@ class SessionDeduplicator:
         return True
 
     def _evict(self, now: datetime) -> None:
-        while len(self._sessions) > self._max:
-            self._sessions.popitem(last=False)
-            self.evicted_by_size += 1
         # LRU order approximates age order; stop at the first session still fresh.
         while self._sessions:
             slot, oldest = next(iter(self._sessions.items()))
@@ -76,3 +73,6 @@ class SessionDeduplicator:
                 break
             del self._sessions[slot]
             self.evicted_by_age += 1
+        while len(self._sessions) > self._max:
+            self._sessions.popitem(last=False)
+            self.evicted_by_size += 1
