@@ -22,7 +22,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	scripts/test-deps
-	$(BIN)/ruff check src tests tools
+	$(BIN)/ruff check src tests tools benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 

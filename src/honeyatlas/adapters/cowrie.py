@@ -256,10 +256,15 @@ def adapt(record: Any, ctx: RecordContext) -> list[Event]:
 
 
 def detect(record: Any) -> bool:
-    """A cowrie log record: an object whose eventid is a cowrie event id."""
+    """A cowrie log record: an object whose eventid is a cowrie event id.
+
+    A cowrie record re-shipped by T-Pot (with `type` and T-Pot's `dest_*`/`t-pot_*` fields) is
+    left to the `tpot` format, which reads the renamed fields."""
     if not isinstance(record, dict):
         return False
     eventid = record.get("eventid")
+    if "type" in record and ("dest_ip" in record or "dest_port" in record or "t-pot_ip_ext" in record):
+        return False
     return isinstance(eventid, str) and eventid.startswith("cowrie.")
 
 

@@ -3,7 +3,7 @@
 `build_mapped_adapter(name, mapping)` turns one `MappingConfig` into an ordinary `Adapter`
 (format NAME, usable in `POST /api/v1/ingest/NAME` and, with `detect_fields`, by `auto`).
 Field paths are dotted (`peer.addr`, `source.0` for the first item of a list; a key that
-itself contains dots, as in flattened ECS, is matched whole first). Every value still goes
+itself contains dots, as in flattened ECS, is matched too: see `extract.lookup`). Every value still goes
 through `make_event`, so mapped sources get the same bounds and validation as built-ins.
 The mapping is validated when the service starts: errors name the config key.
 """
@@ -15,6 +15,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from honeyatlas.adapters import Adapter, RecordContext
+from honeyatlas.adapters.extract import lookup
 from honeyatlas.adapters.fields import make_event, parse_hash, parse_ip, parse_port, parse_timestamp
 from honeyatlas.config import MappingConfig
 from honeyatlas.errors import ConfigError, RecordRejected
@@ -25,29 +26,6 @@ TEXT_TARGETS = (
     "signature", "user_agent", "client_version",
 )
 TARGETS = (*TEXT_TARGETS, "src_ip", "src_port", "dst_ip", "dst_port", "sha256", "md5", "severity")
-_MISSING = object()
-
-
-def resolve(record: Any, path: str) -> Any:
-    """The value at a dotted path, or _MISSING."""
-    current = record
-    remaining = path
-    while remaining:
-        if isinstance(current, dict):
-            if remaining in current:  # flattened keys such as "source.ip"
-                return current[remaining]
-            head, _, remaining = remaining.partition(".")
-            if head not in current:
-                return _MISSING
-            current = current[head]
-        elif isinstance(current, list):
-            head, _, remaining = remaining.partition(".")
-            if not head.isdigit() or int(head) >= len(current):
-                return _MISSING
-            current = current[int(head)]
-        else:
-            return _MISSING
-    return current
 
 
 def _zone(key: str, name: str | None) -> tzinfo | None:
@@ -94,8 +72,8 @@ def build_mapped_adapter(name: str, mapping: MappingConfig) -> Adapter:
     def timestamp(record: Any, ctx: RecordContext, notes: list[str]) -> datetime | None:
         if mapping.timestamp_field is None:
             return None
-        value = resolve(record, mapping.timestamp_field)
-        if value is _MISSING or value is None:
+        value = lookup(record, mapping.timestamp_field)
+        if value is None:
             notes.append(f"timestamp field {mapping.timestamp_field} missing")
             return None
         local = zone or ctx.timezone
@@ -117,8 +95,8 @@ def build_mapped_adapter(name: str, mapping: MappingConfig) -> Adapter:
         notes: list[str] = []
         values: dict[str, Any] = {}
         for target, path in mapping.fields.items():
-            value = resolve(record, path)
-            if value is _MISSING or value is None:
+            value = lookup(record, path)
+            if value is None:
                 continue
             if target in ("src_ip", "dst_ip"):
                 parsed: Any = parse_ip(value)
@@ -138,16 +116,16 @@ def build_mapped_adapter(name: str, mapping: MappingConfig) -> Adapter:
             raise RecordRejected(f"no mapped field present (format {name})")
         kind = constant_kind or default_kind
         if mapping.kind_field is not None:
-            raw_kind = resolve(record, mapping.kind_field)
-            kind = kind_map.get(str(raw_kind), default_kind) if raw_kind is not _MISSING else default_kind
+            raw_kind = lookup(record, mapping.kind_field)
+            kind = kind_map.get(str(raw_kind), default_kind) if raw_kind is not None else default_kind
         outcome = Outcome.UNKNOWN
         if mapping.outcome_field is not None:
-            raw_outcome = resolve(record, mapping.outcome_field)
-            if raw_outcome is not _MISSING:
+            raw_outcome = lookup(record, mapping.outcome_field)
+            if raw_outcome is not None:
                 outcome = outcome_map.get(str(raw_outcome), Outcome.UNKNOWN)
         honeypot = mapping.honeypot
         if mapping.honeypot_field is not None:
-            found = resolve(record, mapping.honeypot_field)
+            found = lookup(record, mapping.honeypot_field)
             if isinstance(found, str) and found:
                 honeypot = found.lower()
         if honeypot is not None:
@@ -156,7 +134,7 @@ def build_mapped_adapter(name: str, mapping: MappingConfig) -> Adapter:
 
     def detect(record: Any) -> bool:
         return isinstance(record, dict) and all(
-            resolve(record, path) not in (_MISSING, None) for path in mapping.detect_fields
+            lookup(record, path) is not None for path in mapping.detect_fields
         )
 
     return Adapter(

@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from honeyatlas.errors import StoreError
-from honeyatlas.event import Event, Geo
+from honeyatlas.event import Event, Flag, Geo, Kind, Outcome, Precision
 from honeyatlas.metrics import Metrics
 from honeyatlas.store import DeadLetter, EventQuery, SensorActivity
 
@@ -132,10 +132,16 @@ def _row_to_event(row: tuple[Any, ...]) -> Event:
     geos: dict[str, Geo | None] = {}
     for side in ("src", "dst"):
         parts = {n: values.pop(f"{side}_{n}") for n, _, _ in _GEO_COLUMNS}
-        geos[side] = None if parts["precision"] is None else Geo(**{k: v for k, v in parts.items() if v is not None})
+        if parts["precision"] is None:
+            geos[side] = None
+        else:
+            parts["precision"] = Precision(parts["precision"])
+            geos[side] = Geo(**{k: v for k, v in parts.items() if v is not None})
     for name in ("ts", "ingest_ts"):
         values[name] = values[name].replace(tzinfo=UTC)
-    values["flags"] = tuple(values["flags"] or ())
+    values["kind"] = Kind(values["kind"])
+    values["outcome"] = Outcome(values["outcome"])
+    values["flags"] = tuple(Flag(f) for f in values["flags"] or ())
     values["warnings"] = tuple(values["warnings"] or ())
     return Event(src_geo=geos["src"], dst_geo=geos["dst"], **{k: v for k, v in values.items() if v is not None})
 

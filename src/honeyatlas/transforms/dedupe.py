@@ -3,7 +3,8 @@
 cowrie writes one JSON log record per action and, over hpfeeds, one summary per session at
 close; a deployment that ships both would count every login twice. The summary adapter
 emits the same `action` and field values as the per-event adapter, so an action is
-identified by (sensor, session, action, username, password, command, url, sha256). For
+identified by (sensor, session, action, username, password, command, url, and sha256 when
+there is no url). For
 each session the transform keeps, per key, how many events of each stream are still
 unmatched; an event that meets an unmatched event of the *other* stream is its duplicate
 and is dropped (the caller counts it). Repeats within one stream are real repeats and kept.
@@ -56,7 +57,10 @@ class SessionDeduplicator:
             self._sessions.move_to_end(slot)
             if event.ts > session.last_seen:
                 session.last_seen = event.ts
-        key = (event.action, event.username, event.password, event.command, event.url, event.sha256)
+        # A download is identified by its URL when it has one: the session summary lists URLs
+        # and hashes separately, so it cannot always pair them, while the log can.
+        digest = event.sha256 if event.url is None else None
+        key = (event.action, event.username, event.password, event.command, event.url, digest)
         counts = session.unmatched.setdefault(key, [0, 0])
         other = 1 - stream
         if counts[other] > 0:

@@ -1,0 +1,266 @@
+"""Load generators, each run in its own process: HTTP senders and WebSocket receivers.
+
+The sender speaks raw HTTP/1.1 over asyncio streams with keep-alive (no client library in
+the way: the client must not be the bottleneck, and its CPU is reported so a reader can
+check). Two modes: `saturate` (every connection posts back to back; throughput and
+overload) and `paced` (open loop at a fixed rate; each record's marker holds its
+*scheduled* send time, so a late client shows up as latency, not as missing samples).
+
+The receiver holds many WebSocket clients of the same `websockets` library the server
+uses. Every client counts the marked events it receives (a byte count, cheap); every
+`sample_every`-th client also extracts each marker and records a latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.harness import process_cpu_seconds
+from benchmarks.records import BATCH, Batches, marker_count_needle, marker_pattern
+
+Ready = Callable[[], float]
+
+
+class HttpConnection:
+    """One keep-alive HTTP/1.1 connection that POSTs prepared bodies."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def _connect(self) -> None:
+        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
+
+    async def post(self, head: bytes, body: bytes) -> tuple[int, bytes]:
+        if self._writer is None:
+            await self._connect()
+        assert self._reader is not None and self._writer is not None
+        try:
+            self._writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            header = await self._reader.readuntil(b"\r\n\r\n")
+            status = int(header[9:12])
+            fields = header.lower()
+            close = b"connection: close" in fields
+            at = fields.find(b"content-length:")
+            if at >= 0:
+                length = int(fields[at + 15 : fields.index(b"\r\n", at)])
+                payload = await self._reader.readexactly(length)
+            elif b"transfer-encoding: chunked" in fields:
+                payload = await self._read_chunked()
+            else:
+                payload, close = await self._reader.read(), True
+        except (OSError, asyncio.IncompleteReadError):
+            self.close()
+            raise
+        if close:
+            self.close()
+        return status, payload
+
+    async def _read_chunked(self) -> bytes:
+        assert self._reader is not None
+        parts = []
+        while True:
+            size = int((await self._reader.readline()).split(b";")[0], 16)
+            if size == 0:
+                await self._reader.readline()
+                return b"".join(parts)
+            parts.append(await self._reader.readexactly(size))
+            await self._reader.readline()
+
+
+def _request_head(spec: dict[str, Any]) -> bytes:
+    return (
+        f"POST {spec['path']} HTTP/1.1\r\nHost: {spec['host']}:{spec['port']}\r\n"
+        f"Authorization: Bearer {spec['token']}\r\nContent-Type: application/x-ndjson\r\n"
+    ).encode()
+
+
+def _events_in(status: int, payload: bytes) -> int:
+    if status != 200:
+        return 0
+    return int(json.loads(payload).get("events", 0))
+
+
+def sender(spec: dict[str, Any], ready: Ready) -> dict[str, Any]:
+    """Process entry: run one sender as `spec` says, return its counts."""
+    return asyncio.run(_saturate(spec, ready) if spec["mode"] == "saturate" else _paced(spec, ready))
+
+
+async def _saturate(spec: dict[str, Any], ready: Ready) -> dict[str, Any]:
+    bodies = Batches(seed=spec["seed"]).prebuilt(spec.get("bodies", 64), spec["tag"])
+    head = _request_head(spec)
+    statuses: Counter[int] = Counter()
+    counts = {"events": 0, "records": 0, "errors": 0, "events_total": 0}
+    start = ready()
+    end = start + spec["duration"]
+    await asyncio.sleep(max(0.0, start - time.monotonic()))
+    cpu0 = process_cpu_seconds()
+
+    async def one_connection(n: int) -> None:
+        connection = HttpConnection(spec["host"], spec["port"])
+        i = n
+        while time.monotonic() < end:
+            body = bodies[i % len(bodies)]
+            i += 1
+            try:
+                status, payload = await connection.post(head, body)
+            except (OSError, asyncio.IncompleteReadError):
+                counts["errors"] += 1
+                await asyncio.sleep(0.05)
+                continue
+            events = _events_in(status, payload)
+            counts["events_total"] += events  # what the live hub will publish, window or not
+            if time.monotonic() <= end:  # only what completed inside the window counts
+                statuses[status] += 1
+                counts["records"] += BATCH
+                counts["events"] += events
+        connection.close()
+
+    await asyncio.gather(*(one_connection(n) for n in range(spec["connections"])))
+    elapsed = max(time.monotonic() - start, 1e-9)
+    return {"statuses": dict(statuses), **counts, "seconds": spec["duration"], "elapsed": elapsed,
+            "cpu_seconds": process_cpu_seconds() - cpu0}
+
+
+async def _paced(spec: dict[str, Any], ready: Ready) -> dict[str, Any]:
+    batches = Batches(seed=spec["seed"])
+    transport = spec.get("transport", "http")
+    interval = BATCH / spec["rate"]
+    statuses: Counter[int] = Counter()
+    counts = {"events": 0, "errors": 0, "batches": 0}
+    late: list[float] = []
+    seq_base = spec["worker"] * 1_000_000_000
+
+    if transport == "http":
+        head = _request_head(spec)
+        free: asyncio.Queue[HttpConnection] = asyncio.Queue()
+        for _ in range(spec["connections"]):
+            free.put_nowait(HttpConnection(spec["host"], spec["port"]))
+
+        async def send(body: bytes) -> None:
+            connection = await free.get()
+            try:
+                status, payload = await connection.post(head, body)
+                statuses[status] += 1
+                counts["events"] += _events_in(status, payload)
+            except (OSError, asyncio.IncompleteReadError):
+                counts["errors"] += 1
+            finally:
+                free.put_nowait(connection)
+    else:  # "ws-feed": the naive fan-out server's feed, events as stdlib JSON
+        from websockets.asyncio.client import connect
+
+        feed = await connect(spec["feed_url"], max_size=None, compression=None, ping_interval=None)
+        templates = spec["events"]
+
+        async def send(body: bytes) -> None:  # body is a JSON list already
+            await feed.send(body.decode())
+            statuses[200] += 1
+            counts["events"] += BATCH
+
+    start = ready()
+    end = start + spec["duration"]
+    cpu0 = process_cpu_seconds()
+    tasks: set[asyncio.Task[None]] = set()
+    k = 0
+    while True:
+        scheduled = start + k * interval
+        if scheduled >= end:
+            break
+        delay = scheduled - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        else:
+            late.append(-delay)
+        send_ns = int(scheduled * 1e9)
+        first = seq_base + k * BATCH
+        if transport == "http":
+            body = batches.marked(spec["tag"], first, send_ns)
+        else:
+            events = [dict(templates[(first + i) % len(templates)], session=f"{spec['tag']}{first + i}.{send_ns}")
+                      for i in range(BATCH)]
+            body = json.dumps(events, separators=(",", ":")).encode()
+        task = asyncio.create_task(send(body))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        counts["batches"] += 1
+        k += 1
+    if tasks:
+        await asyncio.wait(tasks, timeout=spec.get("drain_seconds", 30))
+    cpu = process_cpu_seconds() - cpu0
+    if transport != "http":
+        await feed.close()
+    return {"statuses": dict(statuses), **counts, "seconds": spec["duration"], "cpu_seconds": cpu,
+            "late_max": max(late, default=0.0), "late_count": len(late)}
+
+
+# --------------------------------------------------------------------------- receivers
+
+
+def receiver(spec: dict[str, Any], ready: Ready) -> dict[str, Any]:
+    """Process entry: hold `spec['clients']` WebSocket clients, count and time marked events."""
+    return asyncio.run(_receive(spec, ready))
+
+
+async def _receive(spec: dict[str, Any], ready: Ready) -> dict[str, Any]:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    pattern = marker_pattern(spec["tag"])
+    needle = marker_count_needle(spec["tag"])
+    limit = asyncio.Semaphore(50)
+
+    async def open_one() -> Any:
+        async with limit:
+            return await connect(spec["ws_url"], max_size=None, compression=None, ping_interval=None,
+                                 open_timeout=60, max_queue=None)
+
+    sockets = await asyncio.gather(*(open_one() for _ in range(spec["clients"])))
+    counts = [0] * len(sockets)
+    latencies: list[float] = []
+    seqs: set[bytes] = set()
+    dropped = [0]
+    closed = [0]
+    frames = [0]
+
+    async def listen(n: int, socket: Any, sample: bool) -> None:
+        try:
+            while True:
+                message = await socket.recv(decode=False)
+                now = time.monotonic()
+                frames[0] += 1
+                if message.startswith(b'{"type":"events"'):
+                    counts[n] += message.count(needle)
+                    if sample:
+                        for seq, send_ns in pattern.findall(message):
+                            latencies.append(now - int(send_ns) / 1e9)
+                            if n == 0:
+                                seqs.add(seq)
+                elif message.startswith(b'{"type":"dropped"'):
+                    dropped[0] += int(json.loads(message)["count"])
+        except ConnectionClosed:
+            closed[0] += 1
+
+    start = ready()
+    cpu0 = process_cpu_seconds()
+    every = max(1, spec.get("sample_every", 1))
+    tasks = [asyncio.create_task(listen(n, s, n % every == 0)) for n, s in enumerate(sockets)]
+    await asyncio.sleep(max(0.0, start + spec["listen_seconds"] - time.monotonic()))
+    cpu = process_cpu_seconds() - cpu0
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.wait([asyncio.create_task(s.close()) for s in sockets], timeout=10)
+    return {"counts": counts, "latencies": latencies, "distinct_first_client": len(seqs), "dropped": dropped[0],
+            "closed_early": closed[0], "frames": frames[0], "cpu_seconds": cpu, "seconds": spec["listen_seconds"]}
