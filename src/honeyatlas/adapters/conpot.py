@@ -60,9 +60,7 @@ from typing import Any
 
 from honeyatlas.adapters import Adapter, RecordContext
 from honeyatlas.adapters import extract as get
-from honeyatlas.adapters.dionaea import tpot_honeypot
 from honeyatlas.adapters.fields import make_event, parse_timestamp
-from honeyatlas.adapters.glastopf import http_url
 from honeyatlas.errors import RecordRejected
 from honeyatlas.event import Event, Kind
 
@@ -96,7 +94,7 @@ def _http(request: str, notes: list[str]) -> dict[str, Any]:
     path = _repr_string(_REPR_PATH, request, search=False)
     host = _repr_string(_REPR_HEADER["host"], request, search=True)
     return {
-        "url": http_url(path, host, notes),
+        "url": get.http_url(path, host, notes),
         "user_agent": _repr_string(_REPR_HEADER["user-agent"], request, search=True),
     }
 
@@ -149,11 +147,6 @@ def _pair(value: Any) -> tuple[Any, Any]:
     return value, None
 
 
-def _first(*candidates: tuple[str, Any]) -> tuple[str, Any]:
-    """The first (name, value) whose value is present; the name is quoted in warnings."""
-    return next((pair for pair in candidates if pair[1] is not None), candidates[0])
-
-
 def adapt(record: Any, ctx: RecordContext) -> list[Event]:
     if not isinstance(record, dict):
         raise RecordRejected("not a JSON object")
@@ -164,11 +157,11 @@ def adapt(record: Any, ctx: RecordContext) -> list[Event]:
     protocol = (data_type.strip().lower() or None) if isinstance(data_type, str) else get.text(data_type, "data_type", notes)
     remote_ip, remote_port = _pair(record.get("remote"))
     local_ip, local_port = _pair(record.get("local"))
-    src_ip = _first(("remote", remote_ip), ("src_ip", record.get("src_ip")))
-    src_port = _first(("remote port", remote_port), ("src_port", record.get("src_port")))
-    dst_ip = _first(("local", local_ip), ("dst_ip", record.get("dst_ip")), ("dest_ip", record.get("dest_ip")),
+    src_ip = get.first_present(("remote", remote_ip), ("src_ip", record.get("src_ip")))
+    src_port = get.first_present(("remote port", remote_port), ("src_port", record.get("src_port")))
+    dst_ip = get.first_present(("local", local_ip), ("dst_ip", record.get("dst_ip")), ("dest_ip", record.get("dest_ip")),
                     ("public_ip", record.get("public_ip")))
-    dst_port = _first(("local port", local_port), ("dst_port", record.get("dst_port")),
+    dst_port = get.first_present(("local port", local_port), ("dst_port", record.get("dst_port")),
                       ("dest_port", record.get("dest_port")))
     session = record.get("id") if record.get("id") is not None else record.get("session_id")
     common: dict[str, Any] = {
@@ -179,7 +172,7 @@ def adapt(record: Any, ctx: RecordContext) -> list[Event]:
         "src_port": get.port(src_port[1], src_port[0], notes),
         "dst_ip": get.address(dst_ip[1], dst_ip[0], notes),
         "dst_port": get.port(dst_port[1], dst_port[0], notes),
-        "honeypot": tpot_honeypot(record, "conpot"),
+        "honeypot": get.tpot_honeypot(record, "conpot"),
     }
     timestamp = record.get("timestamp")
     ts = ctx.received if timestamp is None else parse_timestamp(timestamp, UTC)

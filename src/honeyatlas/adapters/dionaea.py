@@ -110,16 +110,6 @@ def connection_action(transport: Any, connection_type: Any) -> str:
     return "dionaea.connection"
 
 
-def tpot_honeypot(record: Record, name: str) -> str | None:
-    """`name` when T-Pot's `type` field says the record is that honeypot's, else None.
-
-    A T-Pot sensor runs many honeypots under one registration; its logstash names each
-    record's honeypot in `type` ("Dionaea", "Honeytrap", "ConPot"), and the event keeps it.
-    """
-    kind = record.get("type")
-    return name if isinstance(kind, str) and kind.lower() == name else None
-
-
 def _object(value: Any) -> Record:
     return value if isinstance(value, dict) else {}
 
@@ -199,7 +189,7 @@ def adapt(record: Any, ctx: RecordContext) -> list[Event]:
         "src_port": get.port(src_port, sport_name, notes),
         "dst_ip": get.address(dst_ip, dst_name, notes),
         "dst_port": get.port(dst_port, dport_name, notes),
-        "honeypot": tpot_honeypot(record, "dionaea"),
+        "honeypot": get.tpot_honeypot(record, "dionaea"),
     }
     ts = parse_timestamp(record.get("timestamp"), UTC)
 

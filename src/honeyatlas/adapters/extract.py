@@ -1,6 +1,6 @@
-"""Reading raw values out of records for the IDS and generic adapters (suricata, ids_hpfeeds,
-generic): nested-or-dotted lookup, and readers that turn one raw value into an event field
-or drop it with a warning that names where it came from.
+"""Reading raw values out of records, shared by the adapters: nested-or-dotted lookup,
+readers that turn one raw value into an event field or drop it with a warning that names
+where it came from, and small helpers several formats need (T-Pot's `type`, HTTP URLs).
 
 What these return still goes through `make_event`, which cleans and bounds text; these only
 decide whether a value is usable at all. Pure functions; no I/O, no state.
@@ -8,6 +8,7 @@ decide whether a value is usable at all. Pure functions; no I/O, no state.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from honeyatlas.adapters.fields import parse_hash, parse_ip, parse_port
@@ -125,3 +126,35 @@ def ids_outcome(action: Any) -> Outcome:
     """An IDS alert's outcome from its action: a blocked packet failed; an allowed one only
     passed the sensor, which says nothing about whether the attack worked."""
     return Outcome.FAILURE if action == "blocked" else Outcome.UNKNOWN
+
+
+def first_present(*candidates: tuple[str, Any]) -> tuple[str, Any]:
+    """The first (name, value) whose value is present; the name is quoted in warnings."""
+    return next((pair for pair in candidates if pair[1] is not None), candidates[0])
+
+
+def tpot_honeypot(record: dict[Any, Any], name: str) -> str | None:
+    """`name` when T-Pot's `type` field says the record is that honeypot's, else None.
+
+    A T-Pot sensor runs many honeypots under one registration; its logstash names each
+    record's honeypot in `type` ("Dionaea", "Honeytrap", "ConPot"), and the event keeps it.
+    """
+    kind = record.get("type")
+    return name if isinstance(kind, str) and kind.lower() == name else None
+
+
+_HOST = re.compile(r"(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
+
+
+def http_url(path: Any, host: Any, notes: list[str]) -> Any:
+    """"http://host/path" when the Host header names a host (as MHN builds it), else the path.
+
+    The Host header is attacker text: one that is not a host name (with an optional port)
+    is not glued to the path, and a warning says so.
+    """
+    if not isinstance(path, str) or not path.startswith("/") or host is None:
+        return path
+    if isinstance(host, str) and _HOST.fullmatch(host):
+        return f"http://{host}{path}"
+    notes.append("Host header is not a host name; url is the path alone")
+    return path

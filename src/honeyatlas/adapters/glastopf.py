@@ -57,8 +57,6 @@ _HEAD_CHARS = 16384
 _HEAD_LINES = 64
 _METHOD = re.compile(r"[A-Z][A-Z_-]{0,19}")
 # A host name, IPv4 or [IPv6] literal, with an optional port: what may stand before a path.
-_HOST = re.compile(r"(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
-
 
 def _parse_raw(raw: str) -> tuple[str | None, str | None, dict[str, str]]:
     """(method, target, headers with lowercase names) from the head of a raw HTTP request."""
@@ -94,20 +92,6 @@ def _request(record: dict[Any, Any], notes: list[str]) -> tuple[Any, Any, dict[s
     return _parse_raw(raw)
 
 
-def http_url(path: Any, host: Any, notes: list[str]) -> Any:
-    """"http://host/path" when the Host header names a host (as MHN builds it), else the path.
-
-    The Host header is attacker text: one that is not a host name (with an optional port)
-    is not glued to the path, and a warning says so. Shared with the conpot format.
-    """
-    if not isinstance(path, str) or not path.startswith("/") or host is None:
-        return path
-    if isinstance(host, str) and _HOST.fullmatch(host):
-        return f"http://{host}{path}"
-    notes.append("Host header is not a host name; url is the path alone")
-    return path
-
-
 def adapt(record: Any, ctx: RecordContext) -> list[Event]:
     if not isinstance(record, dict):
         raise RecordRejected("not a JSON object")
@@ -129,7 +113,7 @@ def adapt(record: Any, ctx: RecordContext) -> list[Event]:
         "src_ip": get.address(src_ip, "source", notes),
         "src_port": get.port(src_port, "source port", notes),
         "dst_port": get.port(record.get("dst_port", DEFAULT_PORT), "dst_port", notes),
-        "url": http_url(get.text(path, "request_url", notes), headers.get("host"), notes),
+        "url": get.http_url(get.text(path, "request_url", notes), headers.get("host"), notes),
         "user_agent": get.text(headers.get("user-agent"), "User-Agent", notes),
         "signature": None if pattern == "unknown" else pattern,
         "md5": parse_hash(record.get("filename"), 32),

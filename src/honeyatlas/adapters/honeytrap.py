@@ -56,7 +56,6 @@ from typing import Any
 
 from honeyatlas.adapters import Adapter, RecordContext
 from honeyatlas.adapters import extract as get
-from honeyatlas.adapters.dionaea import tpot_honeypot
 from honeyatlas.adapters.fields import make_event, parse_ip, parse_port, parse_timestamp
 from honeyatlas.errors import RecordIgnored, RecordRejected
 from honeyatlas.event import Event, Kind, Outcome
@@ -72,11 +71,6 @@ _NUMBERED_KEY = re.compile(r"(.+)_(\d{1,6})")
 
 def _object(value: Any) -> Record:
     return value if isinstance(value, dict) else {}
-
-
-def _first(*candidates: tuple[str, Any]) -> tuple[str, Any]:
-    """The first (name, value) whose value is present; the name is quoted in warnings."""
-    return next((pair for pair in candidates if pair[1] is not None), candidates[0])
 
 
 def _time(value: Any, ctx: RecordContext) -> Any:
@@ -144,13 +138,13 @@ def adapt(record: Any, ctx: RecordContext) -> list[Event]:
         raise RecordIgnored("honeytrap virtual attack: a decoded copy of another record")
 
     notes: list[str] = []
-    src_ip = _first(("remote_ip", connection.get("remote_ip")), ("src_ip", connection.get("src_ip")),
+    src_ip = get.first_present(("remote_ip", connection.get("remote_ip")), ("src_ip", connection.get("src_ip")),
                     ("src_ip", record.get("src_ip")))
-    src_port = _first(("remote_port", connection.get("remote_port")), ("src_port", connection.get("src_port")),
+    src_port = get.first_present(("remote_port", connection.get("remote_port")), ("src_port", connection.get("src_port")),
                       ("src_port", record.get("src_port")))
-    dst_ip = _first(("local_ip", connection.get("local_ip")), ("dest_ip", connection.get("dest_ip")),
+    dst_ip = get.first_present(("local_ip", connection.get("local_ip")), ("dest_ip", connection.get("dest_ip")),
                     ("dest_ip", record.get("dest_ip")), ("dst_ip", record.get("dst_ip")))
-    dst_port = _first(("local_port", connection.get("local_port")), ("dest_port", connection.get("dest_port")),
+    dst_port = get.first_present(("local_port", connection.get("local_port")), ("dest_port", connection.get("dest_port")),
                       ("dest_port", record.get("dest_port")), ("dst_port", record.get("dst_port")))
     transport = connection.get("protocol")
     common: dict[str, Any] = {
@@ -159,7 +153,7 @@ def adapt(record: Any, ctx: RecordContext) -> list[Event]:
         "src_port": get.port(src_port[1], src_port[0], notes),
         "dst_ip": get.address(dst_ip[1], dst_ip[0], notes),
         "dst_port": get.port(dst_port[1], dst_port[0], notes),
-        "honeypot": tpot_honeypot(record, "honeytrap"),
+        "honeypot": get.tpot_honeypot(record, "honeytrap"),
     }
     start = record.get("start_time")
     ts = _time(start if start is not None else record.get("@timestamp"), ctx)
