@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -50,6 +51,8 @@ def clean_text(value: Any, limit: int) -> tuple[str | None, bool]:
             value = str(value)
         except ValueError:  # an int with more digits than Python agrees to print
             return None, False
+    if len(value) <= limit and value.isprintable():  # the common case: nothing to escape
+        return value, False
     if len(value) > limit * 4:  # do not run the regex over megabytes we will throw away
         value = value[: limit * 4]
     value = _CONTROL.sub(_escape_control, value)
@@ -62,6 +65,13 @@ def parse_ip(value: Any) -> str | None:
     """A canonical IP address text, with IPv4-mapped IPv6 unwrapped; None when not an address."""
     if not isinstance(value, str) or not value or len(value) > 64:
         return None
+    # Fast path for the common case: inet_pton is strict (no shorthand "1.2.3", no leading
+    # zeros), so text it accepts is already canonical dotted-quad.
+    try:
+        socket.inet_pton(socket.AF_INET, value)
+        return value
+    except (OSError, ValueError):  # not dotted-quad; ValueError: NUL bytes, lone surrogates
+        pass
     text = value.strip()
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import msgspec
 
+from honeyatlas.enrichment.geoip import locatable_address
 from honeyatlas.enrichment.sensors import Sensor
 from honeyatlas.event import Event, Flag, Geo
 
@@ -24,7 +25,13 @@ class GeoLookup(Protocol):
 
 
 def classify_source(ip: str) -> Flag | None:
-    """The flag a non-global source address earns, or None for a global one."""
+    """The flag a source address earns, or None for a global (locatable) one.
+
+    The GeoIP table's own fast check decides what is locatable, so an address is always
+    either located or flagged, never neither; `ipaddress` only names the kind of flag.
+    """
+    if locatable_address(ip) is not None:
+        return None
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
@@ -35,9 +42,7 @@ def classify_source(ip: str) -> Flag | None:
         # is_private also covers some reserved blocks (documentation, benchmarking); the map
         # treats them the same: not locatable, probably a lab or NAT artefact.
         return Flag.PRIVATE_SOURCE
-    if addr.is_multicast or addr.is_reserved or addr.is_unspecified or not addr.is_global:
-        return Flag.RESERVED_SOURCE
-    return None
+    return Flag.RESERVED_SOURCE  # multicast, reserved, documentation, unspecified...
 
 
 class Geolocator:
