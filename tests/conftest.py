@@ -22,6 +22,12 @@ class RunningServer:
     url: str
     service: Service
     data_dir: Path
+    loop: asyncio.AbstractEventLoop | None = None  # the server's loop, for components a test starts in it
+
+    def run(self, coro: Any, timeout: float = 30) -> Any:
+        """Run a coroutine in the server's loop (where its pipeline and store live) and wait."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     @property
     def ws_url(self) -> str:
@@ -76,7 +82,7 @@ def start_server(data_dir: Path, config_file: Path | None = None, **sections: di
         thread.join(30)
         assert not thread.is_alive(), "server thread did not stop"
 
-    return RunningServer(urls[0], service, data_dir), stop
+    return RunningServer(urls[0], service, data_dir, loop), stop
 
 
 @pytest.fixture

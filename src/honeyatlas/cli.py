@@ -19,6 +19,8 @@ from typing import Any
 from honeyatlas import __version__
 from honeyatlas.config import Config, load_config
 from honeyatlas.errors import HoneyatlasError
+from honeyatlas.forwarder import add_arguments as forward_arguments
+from honeyatlas.forwarder import run_command as run_forward
 from honeyatlas.service import ImportProgress, Service, registry_for
 
 
@@ -47,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080; 0 picks a free one)")
     serve.add_argument("--demo", action="store_true", default=None, help="also run a simulated honeynet")
+    serve.add_argument("--hpfeeds-listen", action="append", metavar="tcp:HOST:PORT",
+                       help="run an hpfeeds endpoint (repeatable; tls:HOST:PORT with hpfeeds.tls_* set)")
+    serve.add_argument("--syslog-listen", action="append", metavar="udp:HOST:PORT",
+                       help="receive syslog (repeatable; udp:, tcp: or tls:HOST:PORT[?format=F&sensor=S])")
     _state_options(serve)
 
     ingest = commands.add_parser("ingest", help="import a whole log file (plain or gzip) into the data directory")
@@ -56,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--batch-size", type=int, default=5000, help="records stored per transaction (default 5000)")
     _state_options(ingest)
 
+    forward = commands.add_parser("forward", help="follow a log file on a sensor host and ship it to a server")
+    forward_arguments(forward)
+
     sensor = commands.add_parser("sensor", help="manage the sensors allowed to send events")
     sensor_commands = sensor.add_subparsers(dest="sensor_command", required=True)
     add = sensor_commands.add_parser("add", help="register a sensor and print its ingest token once")
@@ -63,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--honeypot", required=True, help="honeypot type, e.g. cowrie")
     add.add_argument("--location", type=_location, metavar="LAT,LON", help="where the sensor's arcs land")
     add.add_argument("--label", help="free text shown with the sensor")
+    add.add_argument("--hpfeeds", action="store_true", help="also create hpfeeds credentials (ident and secret)")
+    add.add_argument("--hpfeeds-channels", metavar="CH1,CH2",
+                     help="channels the sensor may publish (default: its honeypot's standard channels)")
     _state_options(add)
     listing = sensor_commands.add_parser("list", help="list registered sensors")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -78,6 +90,8 @@ def config_from(args: argparse.Namespace) -> Config:
         "storage": {"data_dir": args.data_dir},
         "server": {"host": getattr(args, "host", None), "port": getattr(args, "port", None)},
         "demo": {"enabled": getattr(args, "demo", None)},
+        "hpfeeds": {"listen": getattr(args, "hpfeeds_listen", None)},
+        "syslog": {"listen": getattr(args, "syslog_listen", None)},
     }
     return load_config(args.config, overrides=overrides)
 
@@ -89,6 +103,8 @@ def _serve(config: Config) -> int:
     def ready(url: str) -> None:
         demo = " with the demo honeynet" if config.demo.enabled else ""
         print(f"honeyatlas {__version__} serving on {url}{demo} (data: {config.data_dir})", flush=True)
+        for where in service.listener_addresses():
+            print(f"  {where}", flush=True)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(service.serve(ready))
@@ -145,6 +161,11 @@ def _sensor(args: argparse.Namespace, config: Config) -> int:
             sensor, token = registry.add(args.name, honeypot=args.honeypot, lat=lat, lon=lon, label=args.label)
             print(f"sensor {sensor.name} registered ({sensor.honeypot}).")
             print(f"ingest token (shown once, store it now): {token}")
+            if args.hpfeeds:
+                channels = [c.strip() for c in args.hpfeeds_channels.split(",") if c.strip()] if args.hpfeeds_channels else None
+                ident, secret = registry.enable_hpfeeds(sensor.name, channels)
+                print(f"hpfeeds ident: {ident}")
+                print(f"hpfeeds secret (shown once, store it now): {secret}")
             return 0
         if args.sensor_command == "revoke":
             sensor = registry.revoke(args.name)
@@ -170,6 +191,8 @@ def _sensor(args: argparse.Namespace, config: Config) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "forward":  # a client: no data directory, no server config
+        return run_forward(args)
     try:
         config = config_from(args)
         if args.command == "serve":

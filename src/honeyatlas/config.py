@@ -51,6 +51,8 @@ class IngestConfig(_Section):
     retry_after_seconds: PositiveInt = 1
     session_dedup_ttl_seconds: Seconds = 3600.0
     session_dedup_max_sessions: PositiveInt = 100_000
+    idempotency_ttl_seconds: Seconds = 86400.0
+    idempotency_max_keys_per_sensor: PositiveInt = 100_000
 
 
 class GeoIPConfig(_Section):
@@ -73,6 +75,43 @@ class DemoConfig(_Section):
     enabled: bool = False
     events_per_second: Annotated[float, Meta(gt=0, le=10_000)] = 4.0
     seed: int | None = None
+
+
+class HpfeedsConfig(_Section):
+    listen: list[str] = []
+    broker_name: str = "honeyatlas"
+    tls_cert_path: str | None = None
+    tls_key_path: str | None = None
+    max_connections: PositiveInt = 1024
+    auth_timeout_seconds: Seconds = 10.0
+    max_message_bytes: Annotated[int, Meta(ge=1024, le=16 * 1024 * 1024)] = 1024 * 1024
+    channel_formats: dict[str, str] = {}
+
+
+class HpfeedsSubscriberConfig(_Section):
+    host: str | None = None
+    port: Port = 10000
+    ident: str | None = None
+    secret: str | None = None
+    channels: list[str] = []
+    ident_map: dict[str, str] = {}
+    tls: bool = False
+    tls_ca_path: str | None = None
+    backoff_initial_seconds: Seconds = 1.0
+    backoff_max_seconds: Seconds = 60.0
+
+
+class SyslogConfig(_Section):
+    listen: list[str] = []
+    tls_cert_path: str | None = None
+    tls_key_path: str | None = None
+    max_message_bytes: Annotated[int, Meta(ge=480, le=16 * 1024 * 1024)] = 65536
+    max_connections: PositiveInt = 1000
+    idle_timeout_seconds: Seconds = 3600.0
+    batch_max_messages: PositiveInt = 500
+    batch_linger_seconds: Seconds = 0.1
+    udp_queue_messages: PositiveInt = 10000
+    tls_handshake_timeout_seconds: Seconds = 10.0
 
 
 class MappingConfig(_Section):
@@ -102,6 +141,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     geoip: GeoIPConfig = GeoIPConfig()
     live: LiveConfig = LiveConfig()
     demo: DemoConfig = DemoConfig()
+    hpfeeds: HpfeedsConfig = HpfeedsConfig()
+    hpfeeds_subscriber: HpfeedsSubscriberConfig = HpfeedsSubscriberConfig()
+    syslog: SyslogConfig = SyslogConfig()
 
     @property
     def data_dir(self) -> Path:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import re
 import socket
+import ssl
 import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,10 @@ from honeyatlas.pipeline import Pipeline
 from honeyatlas.sinks.hub import LiveHub
 from honeyatlas.sources.bulk import ImportProgress, import_file
 from honeyatlas.sources.demo import DemoHoneynet
+from honeyatlas.sources.hpfeeds import HpfeedsEndpoint
+from honeyatlas.sources.hpfeeds_subscriber import HpfeedsSubscriber
+from honeyatlas.sources.idempotency import IdempotencyStore
+from honeyatlas.sources.syslog import ListenAddress, SyslogLimits, SyslogListener, parse_listen, tls_server_context
 from honeyatlas.store.duckdb import DuckDBStore
 from honeyatlas.store.registry import SensorRegistry
 from honeyatlas.transforms.dedupe import SessionDeduplicator
@@ -102,6 +107,12 @@ class Service:
                 f"honeyatlas_geoip_cache_{counter}_total", lambda counter=counter: [((), geoip.cache_info()[counter])]
             )
         self.registry = registry_for(config)
+        self.idempotency = IdempotencyStore(
+            config.data_dir / "idempotency.sqlite3",
+            ttl_seconds=config.ingest.idempotency_ttl_seconds,
+            max_keys_per_sensor=config.ingest.idempotency_max_keys_per_sensor,
+            metrics=self.metrics,
+        )
         self.store = DuckDBStore(
             config.data_dir / "events.duckdb",
             max_pending_events=config.storage.max_pending_events,
@@ -147,6 +158,20 @@ class Service:
             if config.demo.enabled
             else None
         )
+        self._syslog_addresses = self._listen_addresses("syslog.listen", config.syslog.listen, ("udp", "tcp", "tls"))
+        self._hpfeeds_addresses = self._listen_addresses("hpfeeds.listen", config.hpfeeds.listen, ("tcp", "tls"))
+        for key, addresses, section in (
+            ("syslog", self._syslog_addresses, config.syslog),
+            ("hpfeeds", self._hpfeeds_addresses, config.hpfeeds),
+        ):
+            if any(a.transport == "tls" for a in addresses) and not (section.tls_cert_path and section.tls_key_path):
+                raise ConfigError(f"{key}.tls_cert_path", "a tls: listener needs tls_cert_path and tls_key_path")
+        sub = config.hpfeeds_subscriber
+        if sub.host is not None and not (sub.ident and sub.secret and sub.channels):
+            raise ConfigError("hpfeeds_subscriber.channels", "a subscriber needs ident, secret and at least one channel")
+        self.syslog: list[SyslogListener] = []
+        self.hpfeeds: list[HpfeedsEndpoint] = []
+        self.hpfeeds_subscriber: HpfeedsSubscriber | None = None
         self.app = create_app(
             WebContext(
                 pipeline=self.pipeline,
@@ -155,9 +180,87 @@ class Service:
                 hub=self.hub,
                 metrics=self.metrics,
                 ingest_settings=config.ingest,
+                idempotency=self.idempotency,
                 geoip_status=self._geoip_status,
             )
         )
+
+    @staticmethod
+    def _listen_addresses(key: str, texts: list[str], transports: tuple[str, ...]) -> list[ListenAddress]:
+        addresses = []
+        for text in texts:
+            try:
+                address = parse_listen(text)
+            except ValueError as exc:
+                raise ConfigError(key, str(exc).replace("syslog listen", "listen")) from exc
+            if address.transport not in transports:
+                raise ConfigError(key, f"{text!r}: use one of {', '.join(t + ':HOST:PORT' for t in transports)}")
+            addresses.append(address)
+        return addresses
+
+    async def _start_listeners(self) -> None:
+        """Network sources besides HTTP; their TLS contexts read files, so they are built here."""
+        cfg = self.config
+        syslog_tls = (
+            tls_server_context(cfg.syslog.tls_cert_path, cfg.syslog.tls_key_path)
+            if cfg.syslog.tls_cert_path and cfg.syslog.tls_key_path and any(
+                a.transport == "tls" for a in self._syslog_addresses)
+            else None
+        )
+        limits = SyslogLimits(**{name: getattr(cfg.syslog, name) for name in SyslogLimits.__struct_fields__})
+        for address in self._syslog_addresses:
+            listener = SyslogListener(address, pipeline=self.pipeline, registry=self.registry, metrics=self.metrics,
+                                      limits=limits, ssl_context=syslog_tls if address.transport == "tls" else None)
+            await listener.start()
+            self.syslog.append(listener)
+        hp = cfg.hpfeeds
+        hp_tls = (
+            tls_server_context(hp.tls_cert_path, hp.tls_key_path)
+            if hp.tls_cert_path and hp.tls_key_path and any(a.transport == "tls" for a in self._hpfeeds_addresses)
+            else None
+        )
+        for address in self._hpfeeds_addresses:
+            endpoint = HpfeedsEndpoint(
+                pipeline=self.pipeline, registry=self.registry, metrics=self.metrics, host=address.host,
+                port=address.port, broker_name=hp.broker_name,
+                ssl_context=hp_tls if address.transport == "tls" else None, channel_formats=hp.channel_formats,
+                max_connections=hp.max_connections, auth_timeout_seconds=hp.auth_timeout_seconds,
+                max_message_bytes=hp.max_message_bytes,
+            )
+            await endpoint.start()
+            self.hpfeeds.append(endpoint)
+        sub = cfg.hpfeeds_subscriber
+        if sub.host is not None and sub.ident and sub.secret:
+            client_tls = ssl.create_default_context(cafile=sub.tls_ca_path) if sub.tls else None
+            self.hpfeeds_subscriber = HpfeedsSubscriber(
+                pipeline=self.pipeline, registry=self.registry, metrics=self.metrics, host=sub.host, port=sub.port,
+                ident=sub.ident, secret=sub.secret, channels=sub.channels, ident_map=sub.ident_map,
+                channel_formats=hp.channel_formats, ssl_context=client_tls,
+                backoff_initial_seconds=sub.backoff_initial_seconds, backoff_max_seconds=sub.backoff_max_seconds,
+            )
+            await self.hpfeeds_subscriber.start()
+
+    def listener_addresses(self) -> list[str]:
+        """Where the network sources listen, as `kind transport:host:port`, once started."""
+        found = [
+            f"syslog {a.transport}:{listener.bound[0]}:{listener.bound[1]}"
+            for a, listener in zip(self._syslog_addresses, self.syslog, strict=False)
+        ]
+        found += [
+            f"hpfeeds {a.transport}:{a.host}:{e.port}" for a, e in zip(self._hpfeeds_addresses, self.hpfeeds, strict=False)
+        ]
+        if self.hpfeeds_subscriber is not None:
+            sub = self.config.hpfeeds_subscriber
+            found.append(f"hpfeeds subscriber -> {sub.host}:{sub.port}")
+        return found
+
+    async def _stop_listeners(self) -> None:
+        if self.hpfeeds_subscriber is not None:
+            await self.hpfeeds_subscriber.stop()
+            self.hpfeeds_subscriber = None
+        for component in [*reversed(self.hpfeeds), *reversed(self.syslog)]:
+            await component.stop()
+        self.hpfeeds, self.syslog = [], []
 
     def _adapters(self) -> dict[str, Adapter]:
         """Entry-point adapters (built-in and third-party) plus the configured mappings."""
@@ -186,21 +289,28 @@ class Service:
             "cache": self.geoip.cache_info(),
         }
 
-    async def start(self) -> None:
+    async def start(self, *, listeners: bool = True) -> None:
+        """Open storage and enrichment, then (unless `listeners` is False, as for a bulk
+        import) the network sources and the demo."""
         self.registry.open()
+        self.idempotency.open()
         await self.store.start()
         self.geoip.open()
         self.hub.seed(await self.store.recent_events(self.config.live.snapshot_events))
         await self.hub.start()
-        if self.demo is not None:
-            await self.demo.start()
+        if listeners:
+            await self._start_listeners()
+            if self.demo is not None:
+                await self.demo.start()
 
     async def stop(self) -> None:
+        await self._stop_listeners()  # first: they store what they already received
         if self.demo is not None:
-            await self.demo.stop()
+            await self.demo.stop()  # stopping a demo that never started is a no-op
         await self.hub.stop()
         await self.store.stop()
         self.geoip.close()
+        self.idempotency.close()
         self.registry.close()
 
     async def import_file(
@@ -215,7 +325,7 @@ class Service:
         """Start the storage side, import one log file through the pipeline, stop."""
         if fmt not in self.pipeline.formats():
             raise HoneyatlasError(f"unknown format {fmt!r}; known formats: {', '.join(self.pipeline.formats())}")
-        await self.start()
+        await self.start(listeners=False)
         try:
             sensor = self.registry.get(sensor_name)
             if sensor is None or sensor.revoked:

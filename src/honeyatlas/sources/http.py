@@ -6,6 +6,11 @@ retry. Refusals, in the order they are checked: 404 unknown format, 401 bad toke
 or decompressed body or record count over the limit, 400 undecodable body, 429 with
 Retry-After when the pipeline is full, 503 with Retry-After when the store fails.
 
+With an `Idempotency-Key` header (at most 128 characters) a stored batch is remembered
+(sources/idempotency.py): a retry with the same key and body gets the first 200 again, marked
+`Idempotent-Replayed: true`, without being stored twice; 409 + Retry-After while the first
+request with that key is still running, 422 when the key was used with another body.
+
 The body is NDJSON (one record per line) or one JSON array of records, optionally sent with
 `Content-Encoding: gzip`. A line that is not JSON is rejected alone, by index.
 """
@@ -21,11 +26,19 @@ from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
+from honeyatlas.enrichment.sensors import Sensor
 from honeyatlas.errors import PipelineFull, StoreError
 from honeyatlas.event import RAW_LIMIT_BYTES
 from honeyatlas.metrics import Metrics
 from honeyatlas.pipeline import Pipeline, RawRecord
 from honeyatlas.sources.framing import decode_line
+from honeyatlas.sources.idempotency import (
+    MAX_KEY_LENGTH,
+    IdempotencyStore,
+    KeyConflict,
+    StoredResponse,
+    body_digest,
+)
 from honeyatlas.store import DeadLetter, Store
 from honeyatlas.store.registry import SensorRegistry
 
@@ -103,6 +116,7 @@ def ingest_route(
     max_body_bytes: int,
     max_decompressed_bytes: int,
     max_records_per_request: int,
+    idempotency: IdempotencyStore | None = None,
 ) -> HTTPRouteHandler:
     """Build the ingest handler bound to this service's components."""
 
@@ -130,9 +144,40 @@ def ingest_route(
                 "missing, unknown or revoked sensor token: send Authorization: Bearer <token>",
                 {"WWW-Authenticate": 'Bearer realm="honeyatlas ingest"'},
             )
-        body = b""
+        key = request.headers.get("idempotency-key") if idempotency is not None else None
+        if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
+            metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason="bad_idempotency_key")
+            return _error(400, f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
         try:
             body = await _read_body(request, max_body_bytes)
+        except BodyError as exc:
+            metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason=f"http_{exc.status}")
+            return _error(exc.status, exc.reason)
+        if key is None or idempotency is None:
+            return await _process(request, fmt, sensor, body)
+        digest = body_digest(body)
+        try:
+            stored = idempotency.check(sensor.name, key, digest)
+        except KeyConflict as exc:
+            metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason=f"idempotency_{exc.status}")
+            return _error(exc.status, exc.reason, {"Retry-After": "1"} if exc.status == 409 else None)
+        if stored is not None:
+            return Response(
+                stored.body, status_code=stored.status, media_type="application/json",
+                headers={"Idempotent-Replayed": "true"},
+            )
+        try:
+            response = await _process(request, fmt, sensor, body)
+            if response.status_code == 200:  # stored: remember at once, the crash window is this gap
+                idempotency.remember(
+                    sensor.name, key, digest, StoredResponse(200, msgspec.json.encode(response.content))
+                )
+            return response
+        finally:
+            idempotency.release(sensor.name, key)
+
+    async def _process(request: Request[Any, Any, Any], fmt: str, sensor: Sensor, body: bytes) -> Response[Any]:
+        try:
             gzipped = request.headers.get("content-encoding", "").lower() in ("gzip", "x-gzip")
             data = decompress(body, max_decompressed_bytes) if gzipped else body
             records = frame_records(data, max_records_per_request, pipeline.input_kind(fmt))

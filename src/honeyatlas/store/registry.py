@@ -4,12 +4,26 @@ Kept in SQLite (`registry.sqlite3` in the data directory, WAL mode) so that the 
 server and the `honeyatlas sensor` command can both use it at once. Tokens are shown once at
 creation and stored as SHA-256 digests of their secret part; a token reads
 `hat_<token id>_<secret>`, the id finds the row and the secret is compared in constant time.
+
+hpfeeds credentials are the exception: they are stored in clear. The hpfeeds handshake
+proves knowledge of the secret with SHA1(nonce ‖ secret) over a nonce the server picks per
+connection, so the server must hold the secret itself; a stored digest could not be checked
+against a fresh nonce. The registry file is therefore created with mode 0600 (and tightened
+to 0600 when hpfeeds is enabled on an older file): it must be readable by the server's user
+only. Each sensor has at most one hpfeeds ident (default: its name), a secret
+(`secrets.token_urlsafe(24)`, shown once by `enable_hpfeeds`, replaced when called again) and
+the channels it may publish to (default: the standard channels of its honeypot type, or "*").
+Columns added after the first release are added with ALTER TABLE when missing, so older
+registry files keep working.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import json
+import os
 import re
 import secrets
 import sqlite3
@@ -37,6 +51,39 @@ _SCHEMA = [
         revoked_at TEXT
     )""",
 ]
+# Added later: (column, definition), added to older files by ALTER TABLE when missing.
+_ADDED_COLUMNS = [
+    ("hpfeeds_ident", "TEXT"),
+    ("hpfeeds_secret", "TEXT"),
+    ("hpfeeds_channels", "TEXT"),  # JSON array of channel names, "*" for any
+]
+_INDEXES = ["CREATE UNIQUE INDEX IF NOT EXISTS sensors_hpfeeds_ident ON sensors (hpfeeds_ident)"]
+
+ANY_CHANNEL = "*"
+# The standard MHN/CHN channels each honeypot type publishes (formats.md §1.3); a honeypot
+# type not listed here may publish to any channel unless channels are given.
+HPFEEDS_CHANNELS: dict[str, tuple[str, ...]] = {
+    "cowrie": ("cowrie.sessions", "kippo.sessions"),
+    "kippo": ("kippo.sessions",),
+    "dionaea": (
+        "dionaea.connections", "dionaea.capture", "dionaea.dcerpcrequests", "dionaea.shellcodeprofiles",
+        "mwbinary.dionaea.sensorunique",
+    ),
+    "glastopf": ("glastopf.events", "glastopf.files"),
+    "conpot": ("conpot.events",),
+    "snort": ("snort.alerts",),
+    "suricata": ("suricata.events",),
+    "opencanary": ("opencanary.events",),
+    "p0f": ("p0f.events",),
+    "amun": ("amun.events",),
+    "wordpot": ("wordpot.events",),
+    "shockpot": ("shockpot.events",),
+    "elastichoney": ("elastichoney.events",),
+    "beeswarm": ("beeswarm.hive",),
+    "agave": ("agave.events",),
+    "drupot": ("drupot.events",),
+}
+_SENSOR_COLUMNS = "name, honeypot, lat, lon, label, demo, created_at, revoked_at"
 
 
 def _digest(secret: str) -> bytes:
@@ -55,10 +102,20 @@ class SensorRegistry:
 
     def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
+        if not self._path.exists():  # owner-only from the start: it holds hpfeeds secrets (see above)
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         con = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, timeout=10)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA busy_timeout=10000")
         for statement in _SCHEMA:
+            con.execute(statement)
+        present = {row[1] for row in con.execute("PRAGMA table_info(sensors)")}
+        for column, definition in _ADDED_COLUMNS:
+            if column not in present:
+                with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
+                    con.execute(f"ALTER TABLE sensors ADD COLUMN {column} {definition}")
+        for statement in _INDEXES:
             con.execute(statement)
         self._con = con
 
@@ -157,6 +214,57 @@ class SensorRegistry:
             return None
         sensor = self._sensor(row[:8])
         return None if sensor.revoked else sensor
+
+    def enable_hpfeeds(
+        self, name: str, channels: list[str] | None = None, *, ident: str | None = None
+    ) -> tuple[str, str]:
+        """Give a sensor hpfeeds credentials; returns (ident, secret), the secret shown only now.
+
+        `channels` are the channels it may publish to (None: the standard channels of its
+        honeypot type, or "*" for a type without standard channels). Calling it again
+        replaces the secret, the ident and the channels.
+        """
+        sensor = self.get(name)
+        if sensor is None:
+            raise RegistryError(f"no sensor named {name!r}; see `honeyatlas sensor list`")
+        if sensor.revoked:
+            raise RegistryError(f"sensor {name!r} is revoked; add a new sensor instead")
+        ident = name if ident is None else ident
+        if not ident or len(ident.encode("utf-8")) > 255 or any(ord(c) < 32 for c in ident):
+            raise RegistryError(f"invalid hpfeeds ident {ident!r}: use 1-255 bytes of printable UTF-8")
+        if channels is None:
+            channels = list(HPFEEDS_CHANNELS.get(sensor.honeypot, (ANY_CHANNEL,)))
+        bad = [c for c in channels if not c or len(c.encode("utf-8")) > 255]
+        if not channels or bad:
+            raise RegistryError(f"invalid hpfeeds channels {channels!r}: give 1-255 byte names, or '*' for any")
+        secret = secrets.token_urlsafe(24)
+        with self._lock:
+            try:
+                self._db().execute(
+                    "UPDATE sensors SET hpfeeds_ident = ?, hpfeeds_secret = ?, hpfeeds_channels = ? WHERE name = ?",
+                    (ident, secret, json.dumps(channels), name),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise RegistryError(f"hpfeeds ident {ident!r} is already used by another sensor") from exc
+        for suffix in ("", "-wal", "-shm"):  # older files were created with the umask's mode
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{self._path}{suffix}", 0o600)
+        return ident, secret
+
+    def hpfeeds_credentials(self, ident: str) -> tuple[Sensor, str, list[str]] | None:
+        """The active sensor with this hpfeeds ident, its secret and its publish channels, or None."""
+        with self._lock:
+            row = self._db().execute(
+                f"SELECT {_SENSOR_COLUMNS}, hpfeeds_secret, hpfeeds_channels FROM sensors"
+                " WHERE hpfeeds_ident = ? AND hpfeeds_secret IS NOT NULL",
+                (ident,),
+            ).fetchone()
+        if row is None:
+            return None
+        sensor = self._sensor(row[:8])
+        if sensor.revoked:
+            return None
+        return sensor, row[8], list(json.loads(row[9] or "[]"))
 
     @staticmethod
     def _sensor(row: tuple) -> Sensor:

@@ -26,6 +26,7 @@ from honeyatlas.event import Event, Kind
 from honeyatlas.metrics import Metrics
 from honeyatlas.pipeline import Pipeline
 from honeyatlas.sinks.hub import LiveHub
+from honeyatlas.sources.idempotency import IdempotencyStore
 from honeyatlas.store import EventQuery, Store
 from honeyatlas.store.registry import SensorRegistry
 
@@ -41,6 +42,7 @@ class WebContext:
     metrics: Metrics
     ingest_settings: IngestConfig
     geoip_status: Callable[[], dict[str, Any]]
+    idempotency: IdempotencyStore | None = None
     started_monotonic: float = field(default_factory=time.monotonic)
 
 

@@ -55,6 +55,7 @@ def create_app(context: WebContext) -> Litestar:
             max_body_bytes=ingest.max_body_bytes,
             max_decompressed_bytes=ingest.max_decompressed_bytes,
             max_records_per_request=ingest.max_records_per_request,
+            idempotency=context.idempotency,
         ),
         *api_routes(context),
         live_route(context.hub),
