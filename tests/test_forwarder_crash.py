@@ -18,8 +18,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
 from tests.test_forwarder import assert_each_line_once, command_line, stored_events
 
 
@@ -98,12 +96,6 @@ def _growing_log(log: Path, total: int, seconds: float) -> Iterator[list[int]]:
         stop.set()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known gap (issue 4): the server commits a batch's events and its Idempotency-Key in two "
-    "transactions (DuckDB, then SQLite); a kill -9 between them makes the forwarder's retry store that "
-    "batch again. Seen in 2 of ~17 runs. Loss was never seen. Fix: write the key in the events' transaction.",
-)
 def test_kill_9_of_forwarder_and_server_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
     rng = random.Random(20241127)
     data_dir = tmp_path / "data"

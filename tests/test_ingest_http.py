@@ -226,3 +226,30 @@ def test_health_openapi_and_security_headers(server: RunningServer) -> None:
     page = httpx.get(server.url)
     assert page.status_code == 200 and "<canvas" in page.text
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+
+
+def test_idempotent_retry_is_answered_from_the_committed_receipt(tmp_path: Path) -> None:
+    """The key cache can lose a key (a kill between the events' commit and the cache write);
+    the receipt committed with the events still answers the retry."""
+    from tests.conftest import start_server
+
+    data = tmp_path / "data"
+    body = ndjson(cowrie_records_with_public_sources()[:7])
+    running, stop = start_server(data)
+    try:
+        token = running.add_sensor("s1")
+        first = post(running, token, body, **{"Idempotency-Key": "batch-0001"})
+        assert first.status_code == 200 and first.json()["accepted"] == 7
+    finally:
+        stop()
+    (data / "idempotency.sqlite3").unlink()  # as if the cache write never happened
+    running, stop = start_server(data)
+    try:
+        again = post(running, token, body, **{"Idempotency-Key": "batch-0001"})
+        assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+        assert again.json() == first.json()
+        other = post(running, token, body + b"\n" + body, **{"Idempotency-Key": "batch-0001"})
+        assert other.status_code == 422
+        assert len(httpx.get(f"{running.url}api/v1/events").json()["events"]) == 7
+    finally:
+        stop()

@@ -11,6 +11,7 @@ counted: received, accepted, rejected (by reason), never silently lost.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 
 import msgspec
@@ -22,7 +23,7 @@ from honeyatlas.errors import PipelineFull, RecordIgnored, RecordRejected
 from honeyatlas.event import RAW_LIMIT_BYTES, Event
 from honeyatlas.metrics import Metrics
 from honeyatlas.sinks.hub import LiveHub
-from honeyatlas.store import DeadLetter, Store
+from honeyatlas.store import DeadLetter, Receipt, Store
 from honeyatlas.transforms.dedupe import SessionDeduplicator
 from honeyatlas.transforms.geolocate import Geolocator
 
@@ -103,8 +104,16 @@ class Pipeline:
         return adapter.name, adapter.adapt(record.value, ctx)
 
     async def ingest(
-        self, *, source: str, fmt: str, sensor: Sensor, records: list[RawRecord]
+        self,
+        *,
+        source: str,
+        fmt: str,
+        sensor: Sensor,
+        records: list[RawRecord],
+        receipt: Callable[[IngestResult], Receipt] | None = None,
     ) -> IngestResult:
+        """Adapt, enrich and durably store one batch. `receipt`, when given, builds the record
+        of this answer that the store commits in the same transaction (idempotent sources)."""
         received = datetime.now(UTC)
         events: list[Event] = []
         dead: list[DeadLetter] = []
@@ -156,7 +165,11 @@ class Pipeline:
                 if event.warnings:
                     warned += 1
                 events.append(self._geolocator.apply(event, sensor))
-        await self._store.append(events, dead)
+        result = IngestResult(
+            accepted=len(records) - len(rejected) - len(ignored), events=len(events), rejected=rejected,
+            ignored=ignored, duplicates=duplicates, warned=warned,
+        )
+        await self._store.append(events, dead, receipt(result) if receipt is not None else None)
         if events:
             self._hub.publish(events)
             self._metrics.inc("honeyatlas_events_accepted_total", len(events), source=source, sensor=sensor.name)
@@ -166,10 +179,7 @@ class Pipeline:
             self._metrics.inc(
                 "honeyatlas_events_dropped_total", duplicates, component="dedupe", reason="duplicate_session_event"
             )
-        return IngestResult(
-            accepted=len(records) - len(rejected) - len(ignored), events=len(events), rejected=rejected,
-            ignored=ignored, duplicates=duplicates, warned=warned,
-        )
+        return result
 
 
 def _reason_label(reason: str) -> str:

@@ -118,6 +118,7 @@ class Service:
             max_pending_events=config.storage.max_pending_events,
             write_batch_max_events=config.storage.write_batch_max_events,
             metrics=self.metrics,
+            receipt_ttl_seconds=config.ingest.idempotency_ttl_seconds,
         )
         live = config.live
         self.hub = LiveHub(

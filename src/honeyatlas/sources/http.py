@@ -6,8 +6,8 @@ retry. Refusals, in the order they are checked: 404 unknown format, 401 bad toke
 or decompressed body or record count over the limit, 400 undecodable body, 429 with
 Retry-After when the pipeline is full, 503 with Retry-After when the store fails.
 
-With an `Idempotency-Key` header (at most 128 characters) a stored batch is remembered
-(sources/idempotency.py): a retry with the same key and body gets the first 200 again, marked
+With an `Idempotency-Key` header (at most 128 characters) a stored batch is remembered, its
+answer committed with its events (sources/idempotency.py): a retry with the same key and body gets the first 200 again, marked
 `Idempotent-Replayed: true`, without being stored twice; 409 + Retry-After while the first
 request with that key is still running, 422 when the key was used with another body.
 
@@ -18,6 +18,7 @@ The body is NDJSON (one record per line) or one JSON array of records, optionall
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +31,7 @@ from honeyatlas.enrichment.sensors import Sensor
 from honeyatlas.errors import PipelineFull, StoreError
 from honeyatlas.event import RAW_LIMIT_BYTES
 from honeyatlas.metrics import Metrics
-from honeyatlas.pipeline import Pipeline, RawRecord
+from honeyatlas.pipeline import IngestResult, Pipeline, RawRecord
 from honeyatlas.sources.framing import decode_line
 from honeyatlas.sources.idempotency import (
     MAX_KEY_LENGTH,
@@ -39,7 +40,7 @@ from honeyatlas.sources.idempotency import (
     StoredResponse,
     body_digest,
 )
-from honeyatlas.store import DeadLetter, Store
+from honeyatlas.store import DeadLetter, Receipt, Store
 from honeyatlas.store.registry import SensorRegistry
 
 SOURCE = "http"
@@ -95,6 +96,20 @@ def frame_records(body: bytes, max_records: int, input_kind: str = "json") -> li
     if all(r.error is not None for r in records):
         raise BodyError(400, "no line of the body is valid JSON: send NDJSON lines or a JSON array")
     return records
+
+
+def _result_body(result: IngestResult) -> dict[str, Any]:
+    return {
+        "accepted": result.accepted,
+        "events": result.events,
+        "rejected": [{"index": r.index, "reason": r.reason} for r in result.rejected],
+        "ignored": [{"index": r.index, "reason": r.reason} for r in result.ignored],
+        "duplicates": result.duplicates,
+    }
+
+
+def _replay(body: bytes) -> Response[Any]:
+    return Response(body, status_code=200, media_type="application/json", headers={"Idempotent-Replayed": "true"})
 
 
 def bearer_token(request: Request[Any, Any, Any]) -> str | None:
@@ -162,13 +177,24 @@ def ingest_route(
             metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason=f"idempotency_{exc.status}")
             return _error(exc.status, exc.reason, {"Retry-After": "1"} if exc.status == 409 else None)
         if stored is not None:
-            return Response(
-                stored.body, status_code=stored.status, media_type="application/json",
-                headers={"Idempotent-Replayed": "true"},
-            )
+            return _replay(stored.body)
         try:
-            response = await _process(request, fmt, sensor, body)
-            if response.status_code == 200:  # stored: remember at once, the crash window is this gap
+            # The SQLite key store is a cache; the receipt committed with the events is the truth,
+            # so a server killed between the two still answers a retry from the receipt.
+            committed = await store.find_receipt(sensor.name, key)
+            if committed is not None:
+                if committed.digest != digest:
+                    metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason="idempotency_422")
+                    return _error(422, "Idempotency-Key was already used with a different body")
+                idempotency.remember(sensor.name, key, digest, StoredResponse(200, committed.response))
+                return _replay(committed.response)
+
+            def receipt(result: IngestResult) -> Receipt:
+                return Receipt(sensor=sensor.name, key=key, digest=digest,
+                               response=msgspec.json.encode(_result_body(result)))
+
+            response = await _process(request, fmt, sensor, body, receipt)
+            if response.status_code == 200:
                 idempotency.remember(
                     sensor.name, key, digest, StoredResponse(200, msgspec.json.encode(response.content))
                 )
@@ -176,7 +202,13 @@ def ingest_route(
         finally:
             idempotency.release(sensor.name, key)
 
-    async def _process(request: Request[Any, Any, Any], fmt: str, sensor: Sensor, body: bytes) -> Response[Any]:
+    async def _process(
+        request: Request[Any, Any, Any],
+        fmt: str,
+        sensor: Sensor,
+        body: bytes,
+        receipt: Callable[[IngestResult], Receipt] | None = None,
+    ) -> Response[Any]:
         try:
             gzipped = request.headers.get("content-encoding", "").lower() in ("gzip", "x-gzip")
             data = decompress(body, max_decompressed_bytes) if gzipped else body
@@ -192,22 +224,13 @@ def ingest_route(
             return _error(exc.status, exc.reason)
         try:
             pipeline.admit(SOURCE, len(records))
-            result = await pipeline.ingest(source=SOURCE, fmt=fmt, sensor=sensor, records=records)
+            result = await pipeline.ingest(source=SOURCE, fmt=fmt, sensor=sensor, records=records, receipt=receipt)
         except PipelineFull as exc:
             return _error(429, str(exc), {"Retry-After": str(exc.retry_after_seconds)})
         except StoreError as exc:
             metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason="store_error")
             return _error(503, f"not stored, retry later: {exc}", {"Retry-After": "5"})
-        return Response(
-            {
-                "accepted": result.accepted,
-                "events": result.events,
-                "rejected": [{"index": r.index, "reason": r.reason} for r in result.rejected],
-                "ignored": [{"index": r.index, "reason": r.reason} for r in result.ignored],
-                "duplicates": result.duplicates,
-            },
-            status_code=200,
-        )
+        return Response(_result_body(result), status_code=200)
 
     return ingest
 

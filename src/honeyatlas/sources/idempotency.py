@@ -13,13 +13,11 @@ restart and must still be recognised. Bounded: keys older than `ttl_seconds` are
 pruned, and each sensor keeps at most `max_keys_per_sensor` (oldest pruned first); prunes are
 counted in `honeyatlas_idempotency_keys_pruned_total{reason}`.
 
-Crash window, stated plainly: the events are committed by the store (DuckDB) and the key by
-this SQLite file, in two transactions. If the server dies after the events commit and before
-`remember` wrote the key, the retry stores the batch a second time. `remember` runs directly
-on the event loop right after the pipeline returns (no thread hop, no fsync: WAL with
-synchronous=NORMAL, which survives a killed process, though the last keys may be lost on a
-power cut), so the window is a fraction of a millisecond per batch. Closing it entirely
-needs the key written in the events transaction (see docs/forwarder.md).
+This file is a fast cache and the home of in-flight claims. The truth is the receipt the
+store commits in the same transaction as the batch's events (`Store.append(receipt=...)`,
+table `idempotency_receipts`): the HTTP source consults it when this cache has no entry, so
+a server killed after the events commit and before `remember` still answers the retry from
+the receipt instead of storing the batch twice.
 """
 
 from __future__ import annotations

@@ -28,6 +28,16 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     raw: bytes
 
 
+class Receipt(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to one idempotent request, committed in the same transaction as its events,
+    so a retry after any crash finds either both or neither."""
+
+    sensor: str
+    key: str
+    digest: bytes  # SHA-256 of the request body
+    response: bytes  # the JSON body answered the first time
+
+
 class EventQuery(msgspec.Struct, frozen=True, kw_only=True):
     since: datetime | None = None
     until: datetime | None = None
@@ -56,8 +66,12 @@ class Store(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def append(self, events: list[Event], dead_letters: list[DeadLetter]) -> None:
-        """Return once every event and dead letter is durably committed."""
+    async def append(
+        self, events: list[Event], dead_letters: list[DeadLetter], receipt: Receipt | None = None
+    ) -> None:
+        """Return once every event, dead letter and the receipt are durably committed, together."""
+
+    async def find_receipt(self, sensor: str, key: str) -> Receipt | None: ...
 
     async def recent_events(self, limit: int) -> list[Event]: ...
 

@@ -24,7 +24,7 @@ from msgspec.structs import astuple
 from honeyatlas.errors import StoreError
 from honeyatlas.event import EVENT_FIELDS, GEO_FIELDS, Event, Flag, Geo, Kind, Outcome, Precision
 from honeyatlas.metrics import Metrics
-from honeyatlas.store import DeadLetter, EventQuery, SensorActivity
+from honeyatlas.store import DeadLetter, EventQuery, Receipt, SensorActivity
 
 _GEO_COLUMNS: list[tuple[str, str, pa.DataType]] = [
     ("country", "VARCHAR", pa.string()),
@@ -102,6 +102,15 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         ],
     ),
 ]
+MIGRATIONS.append(
+    (
+        2,
+        [
+            "CREATE TABLE idempotency_receipts (sensor VARCHAR NOT NULL, key VARCHAR NOT NULL, digest BLOB NOT NULL, "
+            "response BLOB NOT NULL, ts TIMESTAMP NOT NULL, PRIMARY KEY (sensor, key))",
+        ],
+    )
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -151,11 +160,18 @@ def _row_to_event(row: tuple[Any, ...]) -> Event:
 
 
 class _WriteJob:
-    __slots__ = ("dead_letters", "done", "events", "loop")
+    __slots__ = ("dead_letters", "done", "events", "loop", "receipt")
 
-    def __init__(self, events: list[Event], dead_letters: list[DeadLetter], loop: asyncio.AbstractEventLoop):
+    def __init__(
+        self,
+        events: list[Event],
+        dead_letters: list[DeadLetter],
+        receipt: Receipt | None,
+        loop: asyncio.AbstractEventLoop,
+    ):
         self.events = events
         self.dead_letters = dead_letters
+        self.receipt = receipt
         self.loop = loop
         self.done: asyncio.Future[None] = loop.create_future()
 
@@ -172,7 +188,15 @@ def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
 class DuckDBStore:
     """Store protocol on an embedded DuckDB file."""
 
-    def __init__(self, path: Path, *, max_pending_events: int, write_batch_max_events: int, metrics: Metrics):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_pending_events: int,
+        write_batch_max_events: int,
+        metrics: Metrics,
+        receipt_ttl_seconds: float = 86400.0,
+    ):
         self._path = path
         self._max_pending = max_pending_events
         self._batch_max = write_batch_max_events
@@ -183,6 +207,8 @@ class DuckDBStore:
         self._pending = 0
         self._pending_lock = threading.Lock()
         self._read_slots = asyncio.Semaphore(4)
+        self._receipt_ttl = timedelta(seconds=receipt_ttl_seconds)
+        self._commits = 0
         metrics.gauge("honeyatlas_store_pending_events", lambda: [((), self._pending)])
 
     @property
@@ -240,12 +266,14 @@ class DuckDBStore:
             con, self._con = self._con, None
             await asyncio.to_thread(con.close)
 
-    async def append(self, events: list[Event], dead_letters: list[DeadLetter]) -> None:
-        if not events and not dead_letters:
+    async def append(
+        self, events: list[Event], dead_letters: list[DeadLetter], receipt: Receipt | None = None
+    ) -> None:
+        if not events and not dead_letters and receipt is None:
             return
         if self._writer is None:
             raise StoreError("store is not started")
-        job = _WriteJob(events, dead_letters, asyncio.get_running_loop())
+        job = _WriteJob(events, dead_letters, receipt, asyncio.get_running_loop())
         with self._pending_lock:
             self._pending += len(events)
         self._queue.put(job)
@@ -281,6 +309,7 @@ class DuckDBStore:
     def _commit(self, con: duckdb.DuckDBPyConnection, jobs: list[_WriteJob]) -> BaseException | None:
         events = [e for job in jobs for e in job.events]
         dead = [d for job in jobs for d in job.dead_letters]
+        receipts = [job.receipt for job in jobs if job.receipt is not None]
         try:
             con.begin()
             if events:
@@ -303,6 +332,16 @@ class DuckDBStore:
                 con.register("dead_batch", dead_batch)
                 con.execute("INSERT INTO dead_letters SELECT * FROM dead_batch")
                 con.unregister("dead_batch")
+            for receipt in receipts:
+                con.execute(
+                    "INSERT OR REPLACE INTO idempotency_receipts VALUES (?, ?, ?, ?, ?)",
+                    [receipt.sensor, receipt.key, receipt.digest, receipt.response, _naive_utc(datetime.now(UTC))],
+                )
+            self._commits += 1
+            if self._commits % 1000 == 1:  # bounded: receipts older than the TTL answer nothing anyway
+                con.execute(
+                    "DELETE FROM idempotency_receipts WHERE ts < ?", [_naive_utc(datetime.now(UTC)) - self._receipt_ttl]
+                )
             con.commit()
         except Exception as exc:  # the batch fails as a whole; callers see a StoreError
             with contextlib.suppress(duckdb.Error):
@@ -416,6 +455,15 @@ class DuckDBStore:
                        reason=reason, raw=bytes(raw or b""))
             for ts, source, sensor, fmt, idx, reason, raw in rows
         ]
+
+    async def find_receipt(self, sensor: str, key: str) -> Receipt | None:
+        rows = await self._read(
+            "SELECT digest, response FROM idempotency_receipts WHERE sensor = ? AND key = ? AND ts >= ?",
+            [sensor, key, _naive_utc(datetime.now(UTC)) - self._receipt_ttl],
+        )
+        if not rows:
+            return None
+        return Receipt(sensor=sensor, key=key, digest=bytes(rows[0][0]), response=bytes(rows[0][1]))
 
     async def schema_version(self) -> int:
         rows = await self._read("SELECT coalesce(max(version), 0) FROM schema_migrations", [])
