@@ -58,7 +58,8 @@ from collections.abc import Callable
 from typing import Any
 
 from honeyatlas.adapters import Adapter, RecordContext
-from honeyatlas.adapters.fields import make_event, parse_hash, parse_ip, parse_port, parse_timestamp
+from honeyatlas.adapters import extract as get
+from honeyatlas.adapters.fields import make_event, parse_hash, parse_ip, parse_timestamp
 from honeyatlas.errors import RecordRejected
 from honeyatlas.event import Event, Kind, Outcome
 
@@ -77,27 +78,15 @@ _FINGERPRINT = re.compile(r"(?:[0-9a-fA-F]{2}:){15}[0-9a-fA-F]{2}|SHA256:[A-Za-z
 
 def _text(record: Record, key: str, notes: list[str]) -> Any:
     """The record's value for a text field, left for make_event to clean; None for containers."""
-    value = record.get(key)
-    if isinstance(value, (dict, list)):
-        notes.append(f"{key} is not text; dropped")
-        return None
-    return value
+    return get.text(record.get(key), key, notes)
 
 
 def _address(record: Record, key: str, notes: list[str]) -> str | None:
-    value = record.get(key)
-    address = parse_ip(value)
-    if address is None and value is not None:
-        notes.append(f"{key} is not an IP address; dropped")
-    return address
+    return get.address(record.get(key), key, notes)
 
 
 def _port(record: Record, key: str, notes: list[str]) -> int | None:
-    value = record.get(key)
-    port = parse_port(value)
-    if port is None and value is not None:
-        notes.append(f"{key} is not a port number; dropped")
-    return port
+    return get.port(record.get(key), key, notes)
 
 
 def _sha256(record: Record, notes: list[str]) -> str | None:

@@ -42,6 +42,7 @@ from datetime import UTC
 from typing import Any
 
 from honeyatlas.adapters import Adapter, RecordContext
+from honeyatlas.adapters import extract as get
 from honeyatlas.adapters.fields import make_event, parse_ip, parse_port, parse_timestamp
 from honeyatlas.errors import RecordIgnored, RecordRejected
 from honeyatlas.event import Event, Kind, Outcome
@@ -59,11 +60,7 @@ _SCRAMBLED = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{1,2}(?::[0-9a-fA-F]{1,2}){
 
 
 def _text(record: Record, key: str, notes: list[str]) -> Any:
-    value = record.get(key)
-    if isinstance(value, (dict, list)):
-        notes.append(f"{key} is not text; dropped")
-        return None
-    return value
+    return get.text(record.get(key), key, notes)
 
 
 def _address(record: Record, key: str, notes: list[str]) -> str | None:
