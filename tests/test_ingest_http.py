@@ -253,3 +253,28 @@ def test_idempotent_retry_is_answered_from_the_committed_receipt(tmp_path: Path)
         assert len(httpx.get(f"{running.url}api/v1/events").json()["events"]) == 7
     finally:
         stop()
+
+
+def test_sensor_health_shows_rejections_and_silent_sensors(tmp_path: Path) -> None:
+    from tests.conftest import start_server
+
+    running, stop = start_server(tmp_path / "data", ingest={"sensor_silent_after_seconds": 1.0})
+    try:
+        busy = running.add_sensor("busy")
+        quiet = running.add_sensor("quiet")
+        running.add_sensor("never")
+        running.add_sensor("gone")
+        running.service.registry.revoke("gone")
+        records = cowrie_records_with_public_sources(recent=True)[:3]
+        assert post(running, quiet, ndjson(records)).status_code == 200
+        time.sleep(1.5)  # "quiet" is now silent for longer than the 1 s threshold
+        body = ndjson(records) + b"{not json\n"
+        assert post(running, busy, body).json()["rejected"][0]["index"] == 3
+        sensors = {s["name"]: s for s in httpx.get(f"{running.url}api/v1/sensors").json()["sensors"]}
+        assert {name: s["status"] for name, s in sensors.items()} == {
+            "busy": "active", "quiet": "silent", "never": "never_seen", "gone": "revoked",
+        }
+        assert sensors["busy"]["rejected_1h"] == 1 and sensors["busy"]["events_1h"] == 3
+        assert sensors["quiet"]["rejected_1h"] == 0
+    finally:
+        stop()

@@ -51,6 +51,7 @@ class IngestConfig(_Section):
     retry_after_seconds: PositiveInt = 1
     session_dedup_ttl_seconds: Seconds = 3600.0
     session_dedup_max_sessions: PositiveInt = 100_000
+    sensor_silent_after_seconds: Seconds = 900.0
     idempotency_ttl_seconds: Seconds = 86400.0
     idempotency_max_keys_per_sensor: PositiveInt = 100_000
 

@@ -52,6 +52,7 @@ class EventQuery(msgspec.Struct, frozen=True, kw_only=True):
 class SensorActivity(msgspec.Struct, frozen=True):
     last_seen: datetime | None
     events_1h: int
+    rejected_1h: int = 0
 
 
 class Store(Protocol):

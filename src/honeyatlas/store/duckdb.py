@@ -437,14 +437,24 @@ class DuckDBStore:
         }
 
     async def sensor_activity(self, now: datetime) -> dict[str, SensorActivity]:
+        hour_ago = _naive_utc(now) - timedelta(hours=1)
         rows = await self._read(
             "SELECT sensor, max(ingest_ts), count(*) FILTER (WHERE ingest_ts >= ?) FROM events GROUP BY sensor",
-            [_naive_utc(now) - timedelta(hours=1)],
+            [hour_ago],
         )
-        return {
-            name: SensorActivity(last_seen.replace(tzinfo=UTC) if last_seen else None, count)
+        rejected = dict(
+            await self._read(
+                "SELECT sensor, count(*) FROM dead_letters WHERE ts >= ? AND sensor IS NOT NULL GROUP BY sensor",
+                [hour_ago],
+            )
+        )
+        found = {
+            name: SensorActivity(last_seen.replace(tzinfo=UTC) if last_seen else None, count, rejected.get(name, 0))
             for name, last_seen, count in rows
         }
+        for name, count in rejected.items():
+            found.setdefault(name, SensorActivity(None, 0, count))
+        return found
 
     async def dead_letters(self, limit: int) -> list[DeadLetter]:
         rows = await self._read(

@@ -69,6 +69,8 @@ class SensorView(msgspec.Struct):
     last_seen: datetime | None
     events_1h: int
     rate_per_minute: float
+    rejected_1h: int  # records of this sensor kept in the dead-letter store in the last hour
+    status: str  # active | silent | never_seen | revoked
 
 
 class DeadLetterView(msgspec.Struct):
@@ -134,19 +136,33 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
         result["generated_at"] = now
         return result
 
-    @get("/api/v1/sensors", tags=["sensors"], summary="Registered sensors with last seen and event rate")
+    @get("/api/v1/sensors", tags=["sensors"],
+         summary="Registered sensors: last seen, event rate, rejected records, status (active, silent...)")
     async def sensors() -> dict[str, list[SensorView]]:
-        activity = await ctx.store.sensor_activity(datetime.now(UTC))
+        now = datetime.now(UTC)
+        activity = await ctx.store.sensor_activity(now)
+        silent_after = ctx.ingest_settings.sensor_silent_after_seconds
         views = []
         for s in ctx.registry.list():
             seen = activity.get(s.name)
+            last_seen = seen.last_seen if seen else None
+            if s.revoked:
+                status = "revoked"
+            elif last_seen is None:
+                status = "never_seen"
+            elif (now - last_seen).total_seconds() > silent_after:
+                status = "silent"
+            else:
+                status = "active"
             views.append(
                 SensorView(
                     name=s.name, honeypot=s.honeypot, label=s.label, lat=s.lat, lon=s.lon, demo=s.demo,
                     revoked=s.revoked, created_at=s.created_at,
-                    last_seen=seen.last_seen if seen else None,
+                    last_seen=last_seen,
                     events_1h=seen.events_1h if seen else 0,
                     rate_per_minute=round(seen.events_1h / 60, 3) if seen else 0.0,
+                    rejected_1h=seen.rejected_1h if seen else 0,
+                    status=status,
                 )
             )
         return {"sensors": views}
