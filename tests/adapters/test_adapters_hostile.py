@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from honeyatlas.adapters import Adapter, RecordContext, cowrie, native
-from honeyatlas.errors import RecordRejected
+from honeyatlas.errors import RecordIgnored, RecordRejected
 from honeyatlas.event import (
     EVENT_FIELDS,
     FIELD_LIMITS,
@@ -131,6 +131,18 @@ def check_events(adapter: Adapter, record: Any, zone: timezone, raw: str = "{}")
             assert port is None or 0 <= port <= 65535
         for digest, length in ((event.sha256, 64), (event.md5, 32)):
             assert digest is None or len(digest) == length
+
+
+def check_group_adapter(adapter: Adapter, record: Any, zone: timezone, raw: str = "{}", *,
+                        require_detect: bool = True) -> None:
+    """check_events for adapters that may also ignore a record (valid, but not an attack);
+    with `require_detect`, the adapter has a detect function that answers a plain bool."""
+    try:
+        check_events(adapter, record, zone, raw)
+    except RecordIgnored as ignored:
+        assert ignored.reason and len(ignored.reason) <= 400
+    if require_detect:
+        assert adapter.detect is not None and adapter.detect(record) in (True, False)
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS, ids=lambda adapter: adapter.name)

@@ -14,8 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from honeyatlas.adapters import Adapter, generic, ids_hpfeeds, suricata
-from honeyatlas.errors import RecordIgnored
-from tests.adapters.test_adapters_hostile import check_events, hostile_text, json_values, plausible, raws, zones
+from tests.adapters.test_adapters_hostile import (
+    check_group_adapter,
+    hostile_text,
+    json_values,
+    plausible,
+    raws,
+    zones,
+)
 
 ADAPTERS = [suricata.ADAPTER, ids_hpfeeds.SNORT, ids_hpfeeds.SURICATA, generic.TPOT, generic.ECS]
 QUICK = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -77,11 +83,7 @@ records = eve_like | hpfeeds_like | tpot_like | ecs_like
 
 
 def check(adapter: Adapter, record: Any, zone: timezone, raw: str = "{}") -> None:
-    try:
-        check_events(adapter, record, zone, raw)
-    except RecordIgnored as ignored:
-        assert ignored.reason and len(ignored.reason) <= 400
-    assert adapter.detect is not None and adapter.detect(record) in (True, False)
+    check_group_adapter(adapter, record, zone, raw)
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS, ids=lambda adapter: adapter.name)
