@@ -13,7 +13,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -115,6 +115,35 @@ class SyslogConfig(_Section):
     tls_handshake_timeout_seconds: Seconds = 10.0
 
 
+class CorrelationConfig(_Section):
+    """Streaming detectors (docs/correlation.md). Windows are in event time."""
+
+    enabled: bool = True
+    multi_sensor_min_sensors: Annotated[int, Meta(ge=2)] = 3
+    multi_sensor_window_seconds: Seconds = 600.0
+    multi_sensor_group_by: Literal["ip", "prefix", "asn"] = "ip"
+    scan_window_seconds: Seconds = 120.0
+    scan_min_ports: Annotated[int, Meta(ge=2)] = 10
+    scan_min_sensors: Annotated[int, Meta(ge=2)] = 5
+    campaign_window_seconds: Seconds = 3600.0
+    campaign_min_sources: Annotated[int, Meta(ge=2)] = 5
+    campaign_credential_count: Annotated[int, Meta(ge=1, le=20)] = 3
+    campaign_command_count: Annotated[int, Meta(ge=1, le=20)] = 3
+    campaign_ignore_client_versions: list[str] = msgspec.field(
+        default_factory=lambda: ["SSH-2.0-OpenSSH_", "SSH-2.0-PuTTY"]
+    )
+    epidemic_min_sensors: Annotated[int, Meta(ge=2)] = 3
+    epidemic_window_seconds: Seconds = 7 * 86400.0
+    max_sources: PositiveInt = 100_000
+    max_hits_per_source: PositiveInt = 256
+    max_sessions: PositiveInt = 100_000
+    max_fingerprints: PositiveInt = 50_000
+    max_samples: PositiveInt = 20_000
+    max_open_incidents: PositiveInt = 10_000
+    max_members_per_incident: Annotated[int, Meta(ge=10, le=10_000)] = 500
+    future_tolerance_seconds: Seconds = 300.0
+
+
 class MappingConfig(_Section):
     """A custom JSON source described in configuration: field paths to event fields."""
 
@@ -145,6 +174,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     hpfeeds: HpfeedsConfig = HpfeedsConfig()
     hpfeeds_subscriber: HpfeedsSubscriberConfig = HpfeedsSubscriberConfig()
     syslog: SyslogConfig = SyslogConfig()
+    correlation: CorrelationConfig = CorrelationConfig()
 
     @property
     def data_dir(self) -> Path:

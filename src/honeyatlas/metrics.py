@@ -31,6 +31,11 @@ HELP: dict[str, str] = {
     "honeyatlas_geoip_cache_hits_total": "GeoIP lookups answered from the cache.",
     "honeyatlas_geoip_cache_misses_total": "GeoIP lookups that read the databases.",
     "honeyatlas_geoip_cache_evictions_total": "GeoIP cache entries evicted at the size bound.",
+    "honeyatlas_correlation_tracked": "Keys (sources, sessions, fingerprints, samples) each detector holds state for.",
+    "honeyatlas_correlation_evictions_total": "Detector state evicted at its size bounds, per detector, since start.",
+    "honeyatlas_incidents_open": "Incidents open in the correlator (inside their window).",
+    "honeyatlas_incidents_opened_total": "Incidents opened since start, per kind.",
+    "honeyatlas_incidents_forced_closures_total": "Incidents closed early because max_open_incidents was reached.",
 }
 
 

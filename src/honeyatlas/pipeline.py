@@ -3,7 +3,7 @@
 A source hands over a batch of raw records already framed (one per index) together with
 the authenticated sensor. The pipeline turns each record into events with the named
 adapter, rejects what cannot be used into the dead-letter store with a reason, enriches,
-waits until the store has durably committed the batch, and only then publishes to the live
+correlates (incidents are stored in the same transaction as the events), waits until the store has durably committed the batch, and only then publishes to the live
 hub and returns, so a source can acknowledge exactly what is stored. Every record is
 counted: received, accepted, rejected (by reason), never silently lost.
 """
@@ -24,6 +24,7 @@ from honeyatlas.event import RAW_LIMIT_BYTES, Event
 from honeyatlas.metrics import Metrics
 from honeyatlas.sinks.hub import LiveHub
 from honeyatlas.store import DeadLetter, Receipt, Store
+from honeyatlas.transforms.correlate import Correlator
 from honeyatlas.transforms.dedupe import SessionDeduplicator
 from honeyatlas.transforms.geolocate import Geolocator
 
@@ -68,6 +69,7 @@ class Pipeline:
         metrics: Metrics,
         sensor_timezone: tzinfo,
         retry_after_seconds: int,
+        correlator: Correlator | None = None,
     ) -> None:
         self.adapters = adapters
         self._detector = AutoDetector(adapters)
@@ -78,6 +80,7 @@ class Pipeline:
         self._metrics = metrics
         self._timezone = sensor_timezone
         self._retry_after = retry_after_seconds
+        self._correlator = correlator
         # format -> stream index for session deduplication: 0 per-event log, 1 session summary
         self._streams: dict[str, int] = {}
         for adapter in adapters.values():
@@ -169,7 +172,13 @@ class Pipeline:
             accepted=len(records) - len(rejected) - len(ignored), events=len(events), rejected=rejected,
             ignored=ignored, duplicates=duplicates, warned=warned,
         )
-        await self._store.append(events, dead, receipt(result) if receipt is not None else None)
+        # Correlated before the commit so incident changes are stored with the events that
+        # caused them; a batch the store then refuses was still seen by the detectors (an
+        # event_count may run ahead after a retry; distinct sensors and sources cannot).
+        incidents = self._correlator.observe(events) if self._correlator is not None and events else []
+        await self._store.append(events, dead, receipt(result) if receipt is not None else None, incidents)
+        if incidents:
+            self._hub.publish_incidents(incidents)
         if events:
             self._hub.publish(events)
             self._metrics.inc("honeyatlas_events_accepted_total", len(events), source=source, sensor=sensor.name)

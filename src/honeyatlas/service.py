@@ -33,17 +33,20 @@ from honeyatlas.enrichment.geoip import (
     find_city_database,
 )
 from honeyatlas.errors import ConfigError, HoneyatlasError
+from honeyatlas.incident import IncidentStatus
 from honeyatlas.metrics import Metrics
 from honeyatlas.pipeline import Pipeline
-from honeyatlas.sinks.hub import LiveHub
+from honeyatlas.sinks.hub import SNAPSHOT_INCIDENTS, LiveHub
 from honeyatlas.sources.bulk import ImportProgress, import_file
 from honeyatlas.sources.demo import DemoHoneynet
 from honeyatlas.sources.hpfeeds import HpfeedsEndpoint
 from honeyatlas.sources.hpfeeds_subscriber import HpfeedsSubscriber
 from honeyatlas.sources.idempotency import IdempotencyStore
 from honeyatlas.sources.syslog import ListenAddress, SyslogLimits, SyslogListener, parse_listen, tls_server_context
+from honeyatlas.store import IncidentQuery
 from honeyatlas.store.duckdb import DuckDBStore
 from honeyatlas.store.registry import SensorRegistry
+from honeyatlas.transforms.correlate import Correlator
 from honeyatlas.transforms.dedupe import SessionDeduplicator
 from honeyatlas.transforms.geolocate import Geolocator
 from honeyatlas.web.api import WebContext
@@ -139,6 +142,9 @@ class Service:
             "honeyatlas_dedupe_evictions",
             lambda: [((("reason", "size"),), dedup.evicted_by_size), ((("reason", "age"),), dedup.evicted_by_age)],
         )
+        self.correlator = Correlator(config.correlation) if config.correlation.enabled else None
+        if self.correlator is not None:
+            self._correlation_metrics(self.correlator)
         self.pipeline = Pipeline(
             adapters=self._adapters(),
             geolocator=Geolocator(self.geoip, cache_size=geo.cache_size),
@@ -148,6 +154,7 @@ class Service:
             metrics=self.metrics,
             sensor_timezone=timezone,
             retry_after_seconds=config.ingest.retry_after_seconds,
+            correlator=self.correlator,
         )
         self.demo = (
             DemoHoneynet(
@@ -185,6 +192,17 @@ class Service:
                 geoip_status=self._geoip_status,
             )
         )
+
+    def _correlation_metrics(self, correlator: Correlator) -> None:
+        detectors = correlator.detectors
+        self.metrics.gauge("honeyatlas_correlation_tracked",
+                           lambda: [((("detector", name),), d.tracked) for name, d in detectors.items()])
+        self.metrics.gauge("honeyatlas_correlation_evictions_total",
+                           lambda: [((("detector", name),), d.evictions) for name, d in detectors.items()])
+        self.metrics.gauge("honeyatlas_incidents_open", lambda: [((), correlator.open_incidents)])
+        self.metrics.gauge("honeyatlas_incidents_opened_total",
+                           lambda: [((("kind", kind),), n) for kind, n in sorted(correlator.opened.items())])
+        self.metrics.gauge("honeyatlas_incidents_forced_closures_total", lambda: [((), correlator.forced_closures)])
 
     @staticmethod
     def _listen_addresses(key: str, texts: list[str], transports: tuple[str, ...]) -> list[ListenAddress]:
@@ -297,7 +315,10 @@ class Service:
         self.idempotency.open()
         await self.store.start()
         self.geoip.open()
-        self.hub.seed(await self.store.recent_events(self.config.live.snapshot_events))
+        self.hub.seed(
+            await self.store.recent_events(self.config.live.snapshot_events),
+            await self.store.query_incidents(IncidentQuery(status=IncidentStatus.OPEN, limit=SNAPSHOT_INCIDENTS)),
+        )
         await self.hub.start()
         if listeners:
             await self._start_listeners()

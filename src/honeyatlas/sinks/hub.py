@@ -19,9 +19,12 @@ from datetime import UTC, datetime
 import msgspec
 
 from honeyatlas.event import Event
+from honeyatlas.incident import Incident, IncidentStatus
 from honeyatlas.metrics import Metrics
 
 _encoder = msgspec.json.Encoder()
+LIVE_INCIDENT_MEMBERS = 50  # sources and timeline steps per incident in live frames
+SNAPSHOT_INCIDENTS = 200  # open incidents a new client gets, most recently active first
 
 
 def _live_view(event: Event) -> Event:
@@ -29,9 +32,22 @@ def _live_view(event: Event) -> Event:
     return msgspec.structs.replace(event, raw=None) if event.raw is not None else event
 
 
+def _live_incident(incident: Incident) -> Incident:
+    # Members beyond the first ones stay in the API (/api/v1/incidents/{id}); frames stay small.
+    if len(incident.sources) <= LIVE_INCIDENT_MEMBERS and len(incident.timeline) <= LIVE_INCIDENT_MEMBERS:
+        return incident
+    return msgspec.structs.replace(incident, sources=incident.sources[:LIVE_INCIDENT_MEMBERS],
+                                   timeline=incident.timeline[:LIVE_INCIDENT_MEMBERS])
+
+
 class _Snapshot(msgspec.Struct, tag="snapshot", tag_field="type"):
     events: list[Event]
     server_time: datetime
+    incidents: list[Incident] = []
+
+
+class _Incidents(msgspec.Struct, tag="incidents", tag_field="type"):
+    incidents: list[Incident]
 
 
 class _Events(msgspec.Struct, tag="events", tag_field="type"):
@@ -112,6 +128,8 @@ class LiveHub:
         self._max_clients = max_clients
         self._metrics = metrics
         self._pending: list[Event] = []
+        self._pending_incidents: dict[str, Incident] = {}
+        self._open_incidents: dict[str, Incident] = {}  # for snapshots, bounded by SNAPSHOT_INCIDENTS
         self._recent: collections.deque[Event] = collections.deque(maxlen=max(snapshot_events, 1))
         self._snapshot_events = snapshot_events
         self._clients: set[LiveClient] = set()
@@ -119,9 +137,18 @@ class LiveHub:
         self._last_sent = time.monotonic()
         metrics.gauge("honeyatlas_live_clients", lambda: [((), len(self._clients))])
 
-    def seed(self, events: list[Event]) -> None:
-        """Fill the snapshot buffer from the store at start, oldest first."""
+    def seed(self, events: list[Event], incidents: list[Incident] | None = None) -> None:
+        """Fill the snapshot buffers from the store at start: events oldest first, open incidents."""
         self._recent.extend(_live_view(e) for e in events)
+        for incident in incidents or []:
+            self._remember(_live_incident(incident))
+
+    def _remember(self, incident: Incident) -> None:
+        self._open_incidents.pop(incident.id, None)
+        if incident.status is IncidentStatus.OPEN:
+            self._open_incidents[incident.id] = incident  # most recently changed last
+            while len(self._open_incidents) > SNAPSHOT_INCIDENTS:
+                del self._open_incidents[next(iter(self._open_incidents))]
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="live-hub")
@@ -138,6 +165,11 @@ class LiveHub:
     def publish(self, events: list[Event]) -> None:
         self._pending.extend(_live_view(e) for e in events)
 
+    def publish_incidents(self, incidents: list[Incident]) -> None:
+        """Incidents that opened, grew or closed; the next frame carries the latest of each."""
+        for incident in incidents:
+            self._pending_incidents[incident.id] = _live_incident(incident)
+
     def connect(self) -> tuple[LiveClient, str] | None:
         """Register a client and return it with its snapshot message; None when full."""
         if len(self._clients) >= self._max_clients:
@@ -146,7 +178,10 @@ class LiveHub:
         client = LiveClient(self._client_queue_events)
         self._clients.add(client)
         recent = list(self._recent)[-self._snapshot_events :] if self._snapshot_events else []
-        snapshot = _encoder.encode(_Snapshot(events=recent, server_time=datetime.now(UTC))).decode()
+        incidents = list(reversed(self._open_incidents.values()))
+        snapshot = _encoder.encode(
+            _Snapshot(events=recent, server_time=datetime.now(UTC), incidents=incidents)
+        ).decode()
         return client, snapshot
 
     def disconnect(self, client: LiveClient) -> None:
@@ -163,24 +198,32 @@ class LiveHub:
             self.flush()
 
     def flush(self) -> None:
-        """Encode what is pending into one frame and offer it to every client."""
+        """Encode what is pending into one frame per type, once, and offer them to every client."""
         now = time.monotonic()
+        frames: list[tuple[str, int]] = []
         if self._pending:
             events, self._pending = self._pending, []
             # The snapshot holds only framed events: a client that connects now gets them in
             # its snapshot and everything later in frames, with no gap and no repeat.
             self._recent.extend(events)
-            frame = _encoder.encode(_Events(events=events)).decode()
-            count = len(events)
-        elif now - self._last_sent >= self._heartbeat:
-            frame = _encoder.encode(_Heartbeat(server_time=datetime.now(UTC))).decode()
-            count = 0
-        else:
-            return
+            frames.append((_encoder.encode(_Events(events=events)).decode(), len(events)))
+        if self._pending_incidents:
+            incidents = list(self._pending_incidents.values())
+            self._pending_incidents = {}
+            for incident in incidents:
+                self._remember(incident)
+            frames.append((_encoder.encode(_Incidents(incidents=incidents)).decode(), len(incidents)))
+        if not frames:
+            if now - self._last_sent < self._heartbeat:
+                return
+            frames.append((_encoder.encode(_Heartbeat(server_time=datetime.now(UTC))).decode(), 0))
         self._last_sent = now
-        for client in self._clients:
-            dropped = client.offer(frame, count)
-            if dropped:
-                self._metrics.inc("honeyatlas_events_dropped_total", amount=dropped, component="live", reason="slow_client")
-        if self._clients:
-            self._metrics.inc("honeyatlas_live_frames_sent_total", amount=len(self._clients))
+        for frame, count in frames:
+            for client in self._clients:
+                dropped = client.offer(frame, count)
+                if dropped:
+                    self._metrics.inc(
+                        "honeyatlas_events_dropped_total", amount=dropped, component="live", reason="slow_client"
+                    )
+            if self._clients:
+                self._metrics.inc("honeyatlas_live_frames_sent_total", amount=len(self._clients))

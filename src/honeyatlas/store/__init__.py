@@ -14,6 +14,8 @@ from typing import Any, Protocol
 import msgspec
 
 from honeyatlas.event import Event, Kind
+from honeyatlas.incident import Incident, IncidentKind, IncidentStatus
+from honeyatlas.profile import AttackerProfile, AttackerSummary, MalwareProfile
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,6 +51,15 @@ class EventQuery(msgspec.Struct, frozen=True, kw_only=True):
     cursor: tuple[datetime, str] | None = None  # (ts, id) of the last event of the previous page
 
 
+class IncidentQuery(msgspec.Struct, frozen=True, kw_only=True):
+    kind: IncidentKind | None = None
+    status: IncidentStatus | None = None
+    since: datetime | None = None  # still active at or after (last_seen >= since)
+    until: datetime | None = None  # opened before
+    source: str | None = None  # the key or one of the listed sources
+    limit: int = 100
+
+
 class SensorActivity(msgspec.Struct, frozen=True):
     last_seen: datetime | None
     events_1h: int
@@ -68,9 +79,14 @@ class Store(Protocol):
     async def stop(self) -> None: ...
 
     async def append(
-        self, events: list[Event], dead_letters: list[DeadLetter], receipt: Receipt | None = None
+        self,
+        events: list[Event],
+        dead_letters: list[DeadLetter],
+        receipt: Receipt | None = None,
+        incidents: list[Incident] | None = None,
     ) -> None:
-        """Return once every event, dead letter and the receipt are durably committed, together."""
+        """Return once every event, dead letter, incident change and the receipt are durably
+        committed, together."""
 
     async def find_receipt(self, sensor: str, key: str) -> Receipt | None: ...
 
@@ -85,3 +101,15 @@ class Store(Protocol):
     async def dead_letters(self, limit: int) -> list[DeadLetter]: ...
 
     async def schema_version(self) -> int: ...
+
+    async def query_incidents(self, query: IncidentQuery) -> list[Incident]: ...
+
+    async def get_incident(self, incident_id: str) -> Incident | None: ...
+
+    async def attacker_profile(self, ip: str, limit: int) -> AttackerProfile | None: ...
+
+    async def malware_profile(self, sha256: str, limit: int) -> MalwareProfile | None: ...
+
+    async def attacker_summaries(
+        self, *, since: datetime, until: datetime, min_sensors: int, limit: int
+    ) -> list[AttackerSummary]: ...

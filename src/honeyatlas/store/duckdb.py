@@ -18,13 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import msgspec
 import pyarrow as pa
 from msgspec.structs import astuple
 
 from honeyatlas.errors import StoreError
 from honeyatlas.event import EVENT_FIELDS, GEO_FIELDS, Event, Flag, Geo, Kind, Outcome, Precision
+from honeyatlas.incident import Incident
 from honeyatlas.metrics import Metrics
-from honeyatlas.store import DeadLetter, EventQuery, Receipt, SensorActivity
+from honeyatlas.profile import AttackerProfile, AttackerSummary, MalwareProfile
+from honeyatlas.store import DeadLetter, EventQuery, IncidentQuery, Receipt, SensorActivity, duckdb_profiles
 
 _GEO_COLUMNS: list[tuple[str, str, pa.DataType]] = [
     ("country", "VARCHAR", pa.string()),
@@ -111,7 +114,54 @@ MIGRATIONS.append(
         ],
     )
 )
+MIGRATIONS.append(
+    (
+        3,
+        [
+            "CREATE TABLE incidents (id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, status VARCHAR NOT NULL, "
+            "key VARCHAR NOT NULL, opened_at TIMESTAMP NOT NULL, last_seen TIMESTAMP NOT NULL, "
+            "source_count INTEGER NOT NULL, sensor_count INTEGER NOT NULL, sources VARCHAR[] NOT NULL, "
+            "body VARCHAR NOT NULL)",
+            "CREATE INDEX incidents_last_seen ON incidents (last_seen)",
+        ],
+    )
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+INCIDENT_ARROW_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("kind", pa.string()),
+        ("status", pa.string()),
+        ("key", pa.string()),
+        ("opened_at", pa.timestamp("us")),
+        ("last_seen", pa.timestamp("us")),
+        ("source_count", pa.int32()),
+        ("sensor_count", pa.int32()),
+        ("sources", pa.list_(pa.string())),
+        ("body", pa.string()),
+    ]
+)
+_incident_encoder = msgspec.json.Encoder()
+
+
+def incidents_to_arrow(incidents: list[Incident]) -> pa.Table:
+    """One row per incident id, the latest state winning (an id may change twice in a commit)."""
+    latest = list({incident.id: incident for incident in incidents}.values())
+    return pa.table(
+        {
+            "id": [i.id for i in latest],
+            "kind": [str(i.kind) for i in latest],
+            "status": [str(i.status) for i in latest],
+            "key": [i.key for i in latest],
+            "opened_at": [_naive_utc(i.opened_at) for i in latest],
+            "last_seen": [_naive_utc(i.last_seen) for i in latest],
+            "source_count": [i.source_count for i in latest],
+            "sensor_count": [len(i.sensors) for i in latest],
+            "sources": [list(i.sources) for i in latest],
+            "body": [_incident_encoder.encode(i).decode() for i in latest],
+        },
+        schema=INCIDENT_ARROW_SCHEMA,
+    )
 
 
 def _naive_utc(value: datetime) -> datetime:
@@ -160,18 +210,20 @@ def _row_to_event(row: tuple[Any, ...]) -> Event:
 
 
 class _WriteJob:
-    __slots__ = ("dead_letters", "done", "events", "loop", "receipt")
+    __slots__ = ("dead_letters", "done", "events", "incidents", "loop", "receipt")
 
     def __init__(
         self,
         events: list[Event],
         dead_letters: list[DeadLetter],
         receipt: Receipt | None,
+        incidents: list[Incident],
         loop: asyncio.AbstractEventLoop,
     ):
         self.events = events
         self.dead_letters = dead_letters
         self.receipt = receipt
+        self.incidents = incidents
         self.loop = loop
         self.done: asyncio.Future[None] = loop.create_future()
 
@@ -267,13 +319,17 @@ class DuckDBStore:
             await asyncio.to_thread(con.close)
 
     async def append(
-        self, events: list[Event], dead_letters: list[DeadLetter], receipt: Receipt | None = None
+        self,
+        events: list[Event],
+        dead_letters: list[DeadLetter],
+        receipt: Receipt | None = None,
+        incidents: list[Incident] | None = None,
     ) -> None:
-        if not events and not dead_letters and receipt is None:
+        if not events and not dead_letters and receipt is None and not incidents:
             return
         if self._writer is None:
             raise StoreError("store is not started")
-        job = _WriteJob(events, dead_letters, receipt, asyncio.get_running_loop())
+        job = _WriteJob(events, dead_letters, receipt, incidents or [], asyncio.get_running_loop())
         with self._pending_lock:
             self._pending += len(events)
         self._queue.put(job)
@@ -310,8 +366,13 @@ class DuckDBStore:
         events = [e for job in jobs for e in job.events]
         dead = [d for job in jobs for d in job.dead_letters]
         receipts = [job.receipt for job in jobs if job.receipt is not None]
+        incidents = [i for job in jobs for i in job.incidents]
         try:
             con.begin()
+            if incidents:
+                con.register("incident_batch", incidents_to_arrow(incidents))
+                con.execute("INSERT OR REPLACE INTO incidents SELECT * FROM incident_batch")
+                con.unregister("incident_batch")
             if events:
                 con.register("event_batch", events_to_arrow(events))
                 con.execute("INSERT INTO events SELECT * FROM event_batch")
@@ -478,3 +539,22 @@ class DuckDBStore:
     async def schema_version(self) -> int:
         rows = await self._read("SELECT coalesce(max(version), 0) FROM schema_migrations", [])
         return int(rows[0][0])
+
+    async def query_incidents(self, query: IncidentQuery) -> list[Incident]:
+        return await duckdb_profiles.query_incidents(self._read, query)
+
+    async def get_incident(self, incident_id: str) -> Incident | None:
+        return await duckdb_profiles.get_incident(self._read, incident_id)
+
+    async def attacker_profile(self, ip: str, limit: int) -> AttackerProfile | None:
+        return await duckdb_profiles.attacker_profile(self._read, ip, limit)
+
+    async def malware_profile(self, sha256: str, limit: int) -> MalwareProfile | None:
+        return await duckdb_profiles.malware_profile(self._read, sha256, limit)
+
+    async def attacker_summaries(
+        self, *, since: datetime, until: datetime, min_sensors: int, limit: int
+    ) -> list[AttackerSummary]:
+        return await duckdb_profiles.attacker_summaries(
+            self._read, since=since, until=until, min_sensors=min_sensors, limit=limit
+        )

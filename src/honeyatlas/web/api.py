@@ -83,7 +83,7 @@ class DeadLetterView(msgspec.Struct):
     raw: str
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -115,7 +115,7 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
         cursor: FromQuery[str | None] = None,
     ) -> EventPage:
         query = EventQuery(
-            since=_utc(since), until=_utc(until), sensor=sensor, src_ip=src_ip, kind=kind,
+            since=as_utc(since), until=as_utc(until), sensor=sensor, src_ip=src_ip, kind=kind,
             country=country.upper() if country else None, limit=limit,
             cursor=decode_cursor(cursor) if cursor else None,
         )

@@ -18,6 +18,7 @@ from litestar.static_files import create_static_files_router
 from honeyatlas import __version__
 from honeyatlas.sources.http import ingest_route
 from honeyatlas.web.api import WebContext, api_routes
+from honeyatlas.web.incidents import incident_routes
 from honeyatlas.web.live import live_route
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -58,6 +59,7 @@ def create_app(context: WebContext) -> Litestar:
             idempotency=context.idempotency,
         ),
         *api_routes(context),
+        *incident_routes(context),
         live_route(context.hub),
         index,
         create_static_files_router(path="/static", directories=[STATIC_DIR], name="static"),

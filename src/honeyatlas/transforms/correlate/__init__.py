@@ -1,0 +1,143 @@
+"""correlate: streaming detectors for what no single sensor sees.
+
+`Correlator.observe(events)` runs every detector on every event, in the order given, and
+returns the incidents that opened, grew or closed, as frozen `Incident` values (the latest
+state of each, once per call). The detectors (docs/correlation.md):
+
+- multi-sensor attacker and port scans (`attackers`), campaigns (`campaigns`) and malware
+  epidemics (`epidemics`).
+
+Everything runs on event time, never on the wall clock: windows slide with the events'
+`ts`, and an incident closes when the watermark (the latest event time seen, but never more
+than `future_tolerance_seconds` past the event's arrival, so one sensor with a wrong clock
+cannot close everything) passes its last activity plus its window. Replaying a log gives
+the same incidents, with the same ids, as living through it, whatever the batch sizes.
+State is bounded by the `max_*` options; evictions and forced closures are counted.
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from honeyatlas.config import CorrelationConfig
+from honeyatlas.event import Event
+from honeyatlas.incident import Incident, IncidentStatus
+from honeyatlas.transforms.correlate._open import OpenIncident
+from honeyatlas.transforms.correlate.attackers import MultiSensorDetector, ScanDetector
+from honeyatlas.transforms.correlate.campaigns import CampaignDetector
+from honeyatlas.transforms.correlate.epidemics import EpidemicDetector
+
+__all__ = ["CampaignDetector", "Correlator", "EpidemicDetector", "MultiSensorDetector", "ScanDetector"]
+
+
+class Detector(Protocol):
+    open: dict[tuple[str, str], OpenIncident]
+
+    @property
+    def tracked(self) -> int: ...
+
+    @property
+    def evictions(self) -> int: ...
+
+    def observe(self, event: Event) -> list[OpenIncident]: ...
+
+
+class Correlator:
+    def __init__(self, settings: CorrelationConfig) -> None:
+        s = settings
+        members = s.max_members_per_incident
+        self.detectors: dict[str, Detector] = {
+            "multi_sensor": MultiSensorDetector(
+                min_sensors=s.multi_sensor_min_sensors, window_seconds=s.multi_sensor_window_seconds,
+                group_by=s.multi_sensor_group_by, max_sources=s.max_sources,
+                max_hits_per_source=s.max_hits_per_source, max_members=members,
+            ),
+            "scan": ScanDetector(
+                min_ports=s.scan_min_ports, min_sensors=s.scan_min_sensors, window_seconds=s.scan_window_seconds,
+                max_sources=s.max_sources, max_hits_per_source=s.max_hits_per_source, max_members=members,
+            ),
+            "campaign": CampaignDetector(
+                min_sources=s.campaign_min_sources, window_seconds=s.campaign_window_seconds,
+                credential_count=s.campaign_credential_count, command_count=s.campaign_command_count,
+                ignore_client_versions=s.campaign_ignore_client_versions, max_sessions=s.max_sessions,
+                max_fingerprints=s.max_fingerprints, max_hits_per_fingerprint=s.max_hits_per_source,
+                max_members=members,
+            ),
+            "epidemic": EpidemicDetector(
+                min_sensors=s.epidemic_min_sensors, window_seconds=s.epidemic_window_seconds,
+                max_samples=s.max_samples, max_hits_per_sample=s.max_hits_per_source,
+                max_sources_per_sensor=s.max_hits_per_source, max_members=members,
+            ),
+        }
+        self._tolerance = timedelta(seconds=s.future_tolerance_seconds)
+        self._max_open = s.max_open_incidents
+        self._open: dict[str, tuple[OpenIncident, Detector]] = {}
+        self._deadlines: list[tuple[datetime, str]] = []  # (last_seen + window, id), lazily updated
+        self.watermark: datetime | None = None
+        self.opened: Counter[str] = Counter()  # by incident kind
+        self.closed = 0
+        self.forced_closures = 0  # closed early because max_open_incidents was reached
+
+    @property
+    def open_incidents(self) -> int:
+        return len(self._open)
+
+    def observe(self, events: Iterable[Event]) -> list[Incident]:
+        changed: dict[str, OpenIncident] = {}
+        closed: dict[str, Incident] = {}
+        for event in events:
+            for detector in self.detectors.values():
+                for incident in detector.observe(event):
+                    if incident.id not in self._open:
+                        self._open[incident.id] = (incident, detector)
+                        heapq.heappush(self._deadlines, (self._deadline(incident), incident.id))
+                        self.opened[incident.kind] += 1
+                    changed[incident.id] = incident
+            arrival_bound = event.ingest_ts + self._tolerance
+            clock = event.ts if event.ts <= arrival_bound else arrival_bound
+            if self.watermark is None or clock > self.watermark:
+                self.watermark = clock
+                self._close_due(closed)
+            if len(self._open) > self._max_open:
+                self._close_earliest(closed)
+        found = [incident.snapshot(IncidentStatus.OPEN) for key, incident in changed.items() if key not in closed]
+        found.extend(closed.values())
+        return found
+
+    @staticmethod
+    def _deadline(incident: OpenIncident) -> datetime:
+        return incident.last_seen + timedelta(seconds=incident.window_seconds)
+
+    def _close_due(self, closed: dict[str, Incident]) -> None:
+        assert self.watermark is not None
+        while self._deadlines and self._deadlines[0][0] < self.watermark:
+            _, key = heapq.heappop(self._deadlines)
+            self._settle(key, closed, force=False)
+
+    def _close_earliest(self, closed: dict[str, Incident]) -> None:
+        while len(self._open) > self._max_open and self._deadlines:
+            _, key = heapq.heappop(self._deadlines)
+            if self._settle(key, closed, force=True):
+                self.forced_closures += 1
+
+    def _settle(self, key: str, closed: dict[str, Incident], *, force: bool) -> bool:
+        """Close the incident if its (current) deadline passed or `force`; else re-queue it."""
+        entry = self._open.get(key)
+        if entry is None:
+            return False
+        incident, detector = entry
+        deadline = self._deadline(incident)
+        assert self.watermark is not None
+        if not force and deadline >= self.watermark:
+            heapq.heappush(self._deadlines, (deadline, key))
+            return False
+        del self._open[key]
+        detector.open.pop((incident.key, incident.qualifier), None)
+        closed[key] = incident.snapshot(IncidentStatus.CLOSED)
+        self.closed += 1
+        return True

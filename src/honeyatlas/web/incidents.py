@@ -1,0 +1,87 @@
+"""Correlation in the API: incidents, attacker and malware profiles.
+
+Routes are built by `incident_routes(context)` like the rest of the API. Path values are
+validated before they reach the store (an address must parse, a hash must be 64 hex
+digits), and a miss is a 404 that says what was looked up.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from litestar import get
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.handlers import BaseRouteHandler
+from litestar.params import FromPath, FromQuery, QueryParameter
+
+from honeyatlas.incident import Incident, IncidentKind, IncidentStatus
+from honeyatlas.profile import AttackerProfile, MalwareProfile
+from honeyatlas.store import IncidentQuery
+from honeyatlas.web.api import WebContext, as_utc
+
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class IncidentList(msgspec.Struct):
+    incidents: list[Incident]
+
+
+def canonical_ip(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError as exc:
+        raise ValidationException("not an IP address: pass an IPv4 or IPv6 address") from exc
+
+
+def canonical_sha256(text: str) -> str:
+    if not _SHA256.match(text):
+        raise ValidationException("not a SHA-256: pass 64 hexadecimal digits")
+    return text.lower()
+
+
+def incident_routes(ctx: WebContext) -> list[BaseRouteHandler]:
+    @get("/api/v1/incidents", tags=["correlation"],
+         summary="Incidents (multi-sensor attackers, scans, campaigns, epidemics), most recently active first")
+    async def incidents(
+        kind: FromQuery[IncidentKind | None] = None,
+        status: FromQuery[IncidentStatus | None] = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+        source: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> IncidentList:
+        query = IncidentQuery(kind=kind, status=status, since=as_utc(since), until=as_utc(until),
+                              source=canonical_ip(source) if source else None, limit=limit)
+        return IncidentList(incidents=await ctx.store.query_incidents(query))
+
+    @get("/api/v1/incidents/{incident_id:str}", tags=["correlation"],
+         summary="One incident with its members and timeline")
+    async def incident(incident_id: FromPath[str]) -> Incident:
+        found = await ctx.store.get_incident(incident_id[:64])
+        if found is None:
+            raise NotFoundException(f"no incident {incident_id[:64]!r}")
+        return found
+
+    @get("/api/v1/attackers/{ip:str}", tags=["correlation"],
+         summary="Attacker profile: activity, sensors, credentials, commands, payloads, incidents, classification")
+    async def attacker(ip: FromPath[str], limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 20) -> AttackerProfile:
+        address = canonical_ip(ip)
+        found = await ctx.store.attacker_profile(address, limit)
+        if found is None:
+            raise NotFoundException(f"no events from {address}")
+        return found
+
+    @get("/api/v1/malware/{sha256:str}", tags=["correlation"],
+         summary="Malware sample: where and when it was seen, by whom, and its spread")
+    async def malware(sha256: FromPath[str], limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 20) -> MalwareProfile:
+        digest = canonical_sha256(sha256)
+        found = await ctx.store.malware_profile(digest, limit)
+        if found is None:
+            raise NotFoundException(f"no events with sample {digest}")
+        return found
+
+    return [incidents, incident, attacker, malware]
