@@ -94,10 +94,19 @@ def test_incidents_from_three_sensors_stored_listed_profiled_and_kept(tmp_path: 
     finally:
         stop()
 
-    server, stop = start_server(data_dir)  # stored incidents survive, open ones seed the snapshot
+    # After a restart stored incidents survive, open ones seed the snapshot, and the detectors'
+    # state is rebuilt from stored events: a fourth sensor grows the same incidents.
+    server, stop = start_server(data_dir)
     try:
         again = httpx.get(f"{server.url}api/v1/incidents", params={"limit": 1000}).json()["incidents"]
         assert {i["id"] for i in again} == {i["id"] for i in listed}
+        assert {i["status"] for i in again} == {"open"}
+        token = server.add_sensor("syd-1", location=(-33.87, 151.21))
+        assert post(server, token, ndjson(cowrie_records_with_public_sources(recent=True))).status_code == 200
+        grown = httpx.get(f"{server.url}api/v1/incidents/{multi['8.8.8.8']['id']}").json()
+        assert grown["sensors"] == [*multi["8.8.8.8"]["sensors"], "syd-1"]
+        assert len(httpx.get(f"{server.url}api/v1/incidents", params={"limit": 1000}).json()["incidents"]) == len(
+            listed)
 
         async def snapshot() -> dict:
             async with websockets.connect(server.ws_url) as ws:

@@ -142,6 +142,7 @@ class CorrelationConfig(_Section):
     max_open_incidents: PositiveInt = 10_000
     max_members_per_incident: Annotated[int, Meta(ge=10, le=10_000)] = 500
     future_tolerance_seconds: Seconds = 300.0
+    replay_max_events: Annotated[int, Meta(ge=0)] = 200_000
 
 
 class MappingConfig(_Section):

@@ -13,6 +13,7 @@ import logging
 import re
 import socket
 import ssl
+import time
 import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
@@ -204,6 +205,22 @@ class Service:
                            lambda: [((("kind", kind),), n) for kind, n in sorted(correlator.opened.items())])
         self.metrics.gauge("honeyatlas_incidents_forced_closures_total", lambda: [((), correlator.forced_closures)])
 
+    async def _rebuild_correlation(self, correlator: Correlator) -> None:
+        started = time.monotonic()
+        recent, payloads = correlator.replay_windows()
+        events = await self.store.events_for_replay(
+            window_seconds=recent, payload_window_seconds=payloads, limit=self.config.correlation.replay_max_events
+        )
+        stored_open = await self.store.query_incidents(
+            IncidentQuery(status=IncidentStatus.OPEN, limit=self.config.correlation.max_open_incidents)
+        )
+        if not events and not stored_open:
+            return
+        incidents = await asyncio.to_thread(correlator.rebuild, events, stored_open)
+        await self.store.append([], [], None, incidents)
+        log.info("correlation state rebuilt from %d stored events in %.1f s (%d incidents open)",
+                 len(events), time.monotonic() - started, correlator.open_incidents)
+
     @staticmethod
     def _listen_addresses(key: str, texts: list[str], transports: tuple[str, ...]) -> list[ListenAddress]:
         addresses = []
@@ -315,6 +332,8 @@ class Service:
         self.idempotency.open()
         await self.store.start()
         self.geoip.open()
+        if self.correlator is not None and self.config.correlation.replay_max_events:
+            await self._rebuild_correlation(self.correlator)
         self.hub.seed(
             await self.store.recent_events(self.config.live.snapshot_events),
             await self.store.query_incidents(IncidentQuery(status=IncidentStatus.OPEN, limit=SNAPSHOT_INCIDENTS)),

@@ -207,3 +207,13 @@ def test_a_sensor_clock_in_the_future_cannot_close_everything() -> None:
                  kind=Kind.CONNECTION, src_ip="7.7.7.7")
     assert c.observe([liar]) == []  # watermark held to arrival + 5 minutes: the incident stays open
     assert c.open_incidents == 1
+
+
+def test_rebuild_after_restart_reproduces_ids_and_closes_what_it_cannot() -> None:
+    events = random_trace(11, 3000)
+    before = final_states(correlator(), [events])
+    fresh = correlator()
+    lost = msgspec.structs.replace(next(iter(before.values())), id="inc_lost", status=IncidentStatus.OPEN)
+    rebuilt = latest(fresh.rebuild(events, [lost]))
+    assert {k: v for k, v in rebuilt.items() if k != "inc_lost"} == before
+    assert rebuilt["inc_lost"].status is IncidentStatus.CLOSED

@@ -432,6 +432,22 @@ class DuckDBStore:
         )
         return [_row_to_event(r) for r in reversed(rows)]
 
+    async def events_for_replay(self, *, window_seconds: float, payload_window_seconds: float,
+                                limit: int) -> list[Event]:
+        """The latest events, in arrival order, to rebuild in-memory detector state after a
+        restart: everything in the last `window_seconds` of event time, plus the events
+        carrying a payload hash in the last `payload_window_seconds`; at most `limit`."""
+        rows = await self._read("SELECT max(ts) FROM events", [])
+        latest = rows[0][0] if rows else None
+        if latest is None:
+            return []
+        found = await self._read(
+            f"SELECT {', '.join(_COLUMN_NAMES)} FROM events WHERE ts >= ? OR (sha256 IS NOT NULL AND ts >= ?) "
+            "ORDER BY rowid DESC LIMIT ?",
+            [latest - timedelta(seconds=window_seconds), latest - timedelta(seconds=payload_window_seconds), limit],
+        )
+        return [_row_to_event(r) for r in reversed(found)]
+
     async def query_events(self, query: EventQuery) -> list[Event]:
         where: list[str] = []
         params: list[Any] = []

@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Protocol
 
+import msgspec
+
 from honeyatlas.config import CorrelationConfig
 from honeyatlas.event import Event
 from honeyatlas.incident import Incident, IncidentStatus
@@ -32,7 +34,11 @@ from honeyatlas.transforms.correlate.attackers import MultiSensorDetector, ScanD
 from honeyatlas.transforms.correlate.campaigns import CampaignDetector
 from honeyatlas.transforms.correlate.epidemics import EpidemicDetector
 
-__all__ = ["CampaignDetector", "Correlator", "EpidemicDetector", "MultiSensorDetector", "ScanDetector"]
+__all__ = ["CampaignDetector", "Correlator", "EpidemicDetector", "MultiSensorDetector", "ScanDetector", "latest_by_id"]
+
+
+def latest_by_id(incidents: Iterable[Incident]) -> dict[str, Incident]:
+    return {incident.id: incident for incident in incidents}
 
 
 class Detector(Protocol):
@@ -74,6 +80,7 @@ class Correlator:
                 max_sources_per_sensor=s.max_hits_per_source, max_members=members,
             ),
         }
+        self._settings = settings
         self._tolerance = timedelta(seconds=s.future_tolerance_seconds)
         self._max_open = s.max_open_incidents
         self._open: dict[str, tuple[OpenIncident, Detector]] = {}
@@ -108,6 +115,24 @@ class Correlator:
         found = [incident.snapshot(IncidentStatus.OPEN) for key, incident in changed.items() if key not in closed]
         found.extend(closed.values())
         return found
+
+    def replay_windows(self) -> tuple[float, float]:
+        """How much stored history rebuilds the state after a restart: (seconds of every
+        event, seconds of payload events), twice the longest window of each kind."""
+        s = self._settings
+        recent = 2 * max(s.multi_sensor_window_seconds, s.scan_window_seconds, s.campaign_window_seconds)
+        return recent, s.epidemic_window_seconds
+
+    def rebuild(self, events: list[Event], stored_open: list[Incident]) -> list[Incident]:
+        """Replay stored events into a fresh correlator after a restart. Returns the incidents
+        to store: those the replay produced (same ids as before when their whole history was
+        replayed) and the stored open ones it did not reproduce, now closed, so no incident
+        stays open forever because its state was lost."""
+        produced = latest_by_id(self.observe(events))
+        for incident in stored_open:
+            if incident.id not in produced and incident.id not in self._open:
+                produced[incident.id] = msgspec.structs.replace(incident, status=IncidentStatus.CLOSED)
+        return list(produced.values())
 
     @staticmethod
     def _deadline(incident: OpenIncident) -> datetime:
