@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -103,8 +104,14 @@ def test_incidents_from_three_sensors_stored_listed_profiled_and_kept(tmp_path: 
         assert {i["status"] for i in again} == {"open"}
         token = server.add_sensor("syd-1", location=(-33.87, 151.21))
         assert post(server, token, ndjson(cowrie_records_with_public_sources(recent=True))).status_code == 200
-        grown = httpx.get(f"{server.url}api/v1/incidents/{multi['8.8.8.8']['id']}").json()
-        assert grown["sensors"] == [*multi["8.8.8.8"]["sensors"], "syd-1"]
+        expected = [*multi["8.8.8.8"]["sensors"], "syd-1"]
+        deadline = time.monotonic() + 10  # growth is saved within correlation.save_interval_seconds
+        while True:
+            grown = httpx.get(f"{server.url}api/v1/incidents/{multi['8.8.8.8']['id']}").json()
+            if grown["sensors"] == expected or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert grown["sensors"] == expected
         assert len(httpx.get(f"{server.url}api/v1/incidents", params={"limit": 1000}).json()["incidents"]) == len(
             listed)
 

@@ -143,6 +143,7 @@ class CorrelationConfig(_Section):
     max_members_per_incident: Annotated[int, Meta(ge=10, le=10_000)] = 500
     future_tolerance_seconds: Seconds = 300.0
     replay_max_events: Annotated[int, Meta(ge=0)] = 200_000
+    save_interval_seconds: Annotated[float, Meta(ge=0.05, le=60)] = 1.0
 
 
 class MappingConfig(_Section):

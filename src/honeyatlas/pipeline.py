@@ -11,6 +11,7 @@ counted: received, accepted, rejected (by reason), never silently lost.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 
@@ -21,6 +22,7 @@ from honeyatlas.adapters.detect import AUTO, AutoDetector
 from honeyatlas.enrichment.sensors import Sensor
 from honeyatlas.errors import PipelineFull, RecordIgnored, RecordRejected
 from honeyatlas.event import RAW_LIMIT_BYTES, Event
+from honeyatlas.incident import Incident
 from honeyatlas.metrics import Metrics
 from honeyatlas.sinks.hub import LiveHub
 from honeyatlas.store import DeadLetter, Receipt, Store
@@ -70,6 +72,7 @@ class Pipeline:
         sensor_timezone: tzinfo,
         retry_after_seconds: int,
         correlator: Correlator | None = None,
+        incident_save_interval_seconds: float = 1.0,
     ) -> None:
         self.adapters = adapters
         self._detector = AutoDetector(adapters)
@@ -81,6 +84,12 @@ class Pipeline:
         self._timezone = sensor_timezone
         self._retry_after = retry_after_seconds
         self._correlator = correlator
+        # Incident growth is saved at most once per interval (coalesced by id); openings and
+        # closings are saved with the batch that caused them. A crash loses at most one
+        # interval of growth, which the replay at start recomputes from the stored events.
+        self._unsaved: dict[str, Incident] = {}
+        self._save_interval = incident_save_interval_seconds
+        self._saved_at = 0.0
         # format -> stream index for session deduplication: 0 per-event log, 1 session summary
         self._streams: dict[str, int] = {}
         for adapter in adapters.values():
@@ -172,11 +181,20 @@ class Pipeline:
             accepted=len(records) - len(rejected) - len(ignored), events=len(events), rejected=rejected,
             ignored=ignored, duplicates=duplicates, warned=warned,
         )
-        # Correlated before the commit so incident changes are stored with the events that
-        # caused them; a batch the store then refuses was still seen by the detectors (an
-        # event_count may run ahead after a retry; distinct sensors and sources cannot).
-        incidents = self._correlator.observe(events) if self._correlator is not None and events else []
-        await self._store.append(events, dead, receipt(result) if receipt is not None else None, incidents)
+        # Correlated before the commit; a batch the store then refuses was still seen by the
+        # detectors (an event_count may run ahead after a retry; distinct sensors and sources cannot).
+        incidents: list[Incident] = []
+        to_save: list[Incident] = []
+        if self._correlator is not None and events:
+            transitions = self._correlator.transitions
+            incidents = self._correlator.observe(events)
+            to_save = self._incidents_to_save(incidents, transitions != self._correlator.transitions)
+        try:
+            await self._store.append(events, dead, receipt(result) if receipt is not None else None, to_save)
+        except BaseException:
+            for incident in to_save:
+                self._unsaved.setdefault(incident.id, incident)
+            raise
         if incidents:
             self._hub.publish_incidents(incidents)
         if events:
@@ -189,6 +207,29 @@ class Pipeline:
                 "honeyatlas_events_dropped_total", duplicates, component="dedupe", reason="duplicate_session_event"
             )
         return result
+
+
+    def _incidents_to_save(self, incidents: list[Incident], transition: bool) -> list[Incident]:
+        for incident in incidents:
+            self._unsaved[incident.id] = incident
+        now = time.monotonic()
+        if not self._unsaved or not (transition or now - self._saved_at >= self._save_interval):
+            return []
+        self._saved_at = now
+        pending, self._unsaved = list(self._unsaved.values()), {}
+        return pending
+
+    async def save_incidents(self) -> None:
+        """Save incident changes still held back (called periodically and at stop)."""
+        if self._unsaved:
+            self._saved_at = time.monotonic()
+            pending, self._unsaved = list(self._unsaved.values()), {}
+            try:
+                await self._store.append([], [], None, pending)
+            except BaseException:
+                for incident in pending:
+                    self._unsaved.setdefault(incident.id, incident)
+                raise
 
 
 def _reason_label(reason: str) -> str:

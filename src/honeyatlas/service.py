@@ -156,7 +156,9 @@ class Service:
             sensor_timezone=timezone,
             retry_after_seconds=config.ingest.retry_after_seconds,
             correlator=self.correlator,
+            incident_save_interval_seconds=config.correlation.save_interval_seconds,
         )
+        self._incident_saver: asyncio.Task[None] | None = None
         self.demo = (
             DemoHoneynet(
                 pipeline=self.pipeline,
@@ -204,6 +206,14 @@ class Service:
         self.metrics.gauge("honeyatlas_incidents_opened_total",
                            lambda: [((("kind", kind),), n) for kind, n in sorted(correlator.opened.items())])
         self.metrics.gauge("honeyatlas_incidents_forced_closures_total", lambda: [((), correlator.forced_closures)])
+
+    async def _save_incidents(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.correlation.save_interval_seconds)
+            try:
+                await self.pipeline.save_incidents()
+            except HoneyatlasError as exc:  # kept and retried at the next tick
+                log.warning("saving incidents failed: %s", exc)
 
     async def _rebuild_correlation(self, correlator: Correlator) -> None:
         started = time.monotonic()
@@ -338,6 +348,8 @@ class Service:
             await self.store.recent_events(self.config.live.snapshot_events),
             await self.store.query_incidents(IncidentQuery(status=IncidentStatus.OPEN, limit=SNAPSHOT_INCIDENTS)),
         )
+        if self.correlator is not None:
+            self._incident_saver = asyncio.create_task(self._save_incidents(), name="incident-saver")
         await self.hub.start()
         if listeners:
             await self._start_listeners()
@@ -349,6 +361,12 @@ class Service:
         if self.demo is not None:
             await self.demo.stop()  # stopping a demo that never started is a no-op
         await self.hub.stop()
+        if self._incident_saver is not None:
+            self._incident_saver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._incident_saver
+            self._incident_saver = None
+            await self.pipeline.save_incidents()
         await self.store.stop()
         self.geoip.close()
         self.idempotency.close()

@@ -94,6 +94,11 @@ class Correlator:
     def open_incidents(self) -> int:
         return len(self._open)
 
+    @property
+    def transitions(self) -> int:
+        """Incidents opened or closed since start: a change a caller may want saved at once."""
+        return sum(self.opened.values()) + self.closed
+
     def observe(self, events: Iterable[Event]) -> list[Incident]:
         changed: dict[str, OpenIncident] = {}
         closed: dict[str, Incident] = {}
