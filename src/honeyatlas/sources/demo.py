@@ -55,6 +55,8 @@ COMMANDS = [
     "cat /etc/passwd", "crontab -l", "echo -e '\\x41\\x42'", "nproc", "lscpu | grep Model",
 ]
 DOWNLOAD_HOSTS = ["103.145.13.20", "45.95.147.10", "185.254.37.11", "194.38.20.199"]
+ROAMING_ATTACKERS = 4
+ROAMING_SHARE = 0.1  # of new sessions
 CLIENTS = ["SSH-2.0-Go", "SSH-2.0-libssh_0.9.6", "SSH-2.0-PuTTY_Release_0.78", "SSH-2.0-OpenSSH_8.4p1"]
 
 
@@ -74,6 +76,7 @@ class DemoHoneynet:
         self._sensors: list[Sensor] = []
         self._task: asyncio.Task[None] | None = None
         self._blocks = [ipaddress.ip_network(b) for b in ATTACKER_BLOCKS]
+        self._roamers: list[str] = []
 
     async def start(self) -> None:
         self._sensors = [self._ensure_sensor(*spec) for spec in DEMO_SENSORS]
@@ -127,8 +130,15 @@ class DemoHoneynet:
                     log.warning("demo batch of %d records not ingested: %s", len(records_for_sensor), exc)
 
     def _attacker(self) -> str:
-        block = self._random.choice(self._blocks)
-        return str(block[self._random.randrange(1, block.num_addresses - 1)])
+        # A few roaming attackers come back to other sensors, so the demo shows multi-sensor
+        # incidents next to the campaigns and epidemics its shared banners and downloads make.
+        if len(self._roamers) < ROAMING_ATTACKERS or self._random.random() >= ROAMING_SHARE:
+            block = self._random.choice(self._blocks)
+            address = str(block[self._random.randrange(1, block.num_addresses - 1)])
+            if len(self._roamers) < ROAMING_ATTACKERS:
+                self._roamers.append(address)
+            return address
+        return self._random.choice(self._roamers)
 
     def _session(self) -> Iterator[dict[str, Any]]:
         rnd = self._random
