@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run an hpfeeds endpoint (repeatable; tls:HOST:PORT with hpfeeds.tls_* set)")
     serve.add_argument("--syslog-listen", action="append", metavar="udp:HOST:PORT",
                        help="receive syslog (repeatable; udp:, tcp: or tls:HOST:PORT[?format=F&sensor=S])")
+    serve.add_argument("--follow", action="append", metavar="PATH?format=F&sensor=S",
+                       help="follow a honeypot's log file on this host (repeatable)")
     _state_options(serve)
 
     ingest = commands.add_parser("ingest", help="import a whole log file (plain or gzip) into the data directory")
@@ -92,6 +94,7 @@ def config_from(args: argparse.Namespace) -> Config:
         "demo": {"enabled": getattr(args, "demo", None)},
         "hpfeeds": {"listen": getattr(args, "hpfeeds_listen", None)},
         "syslog": {"listen": getattr(args, "syslog_listen", None)},
+        "file": {"follow": getattr(args, "follow", None)},
     }
     return load_config(args.config, overrides=overrides)
 

@@ -115,6 +115,15 @@ class SyslogConfig(_Section):
     tls_handshake_timeout_seconds: Seconds = 10.0
 
 
+class FileConfig(_Section):
+    """Log files of honeypots on this host, followed by the server (sources/file.py)."""
+
+    follow: list[str] = []
+    batch_max_records: PositiveInt = 500
+    poll_interval_seconds: Seconds = 0.2
+    buffer_max_bytes: PositiveInt = 16 * 1024 * 1024
+
+
 class CorrelationConfig(_Section):
     """Streaming detectors (docs/correlation.md). Windows are in event time."""
 
@@ -176,6 +185,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     hpfeeds: HpfeedsConfig = HpfeedsConfig()
     hpfeeds_subscriber: HpfeedsSubscriberConfig = HpfeedsSubscriberConfig()
     syslog: SyslogConfig = SyslogConfig()
+    file: FileConfig = FileConfig()
     correlation: CorrelationConfig = CorrelationConfig()
 
     @property

@@ -40,6 +40,7 @@ from honeyatlas.pipeline import Pipeline
 from honeyatlas.sinks.hub import SNAPSHOT_INCIDENTS, LiveHub
 from honeyatlas.sources.bulk import ImportProgress, import_file
 from honeyatlas.sources.demo import DemoHoneynet
+from honeyatlas.sources.file import FileSource, FollowSpec, parse_follow
 from honeyatlas.sources.hpfeeds import HpfeedsEndpoint
 from honeyatlas.sources.hpfeeds_subscriber import HpfeedsSubscriber
 from honeyatlas.sources.idempotency import IdempotencyStore
@@ -183,6 +184,9 @@ class Service:
         self.syslog: list[SyslogListener] = []
         self.hpfeeds: list[HpfeedsEndpoint] = []
         self.hpfeeds_subscriber: HpfeedsSubscriber | None = None
+        self._follow_specs = self._follow_specs_of(config)
+        self.files: list[tuple[FileSource, asyncio.Task[None]]] = []
+        self._file_metrics()
         self.app = create_app(
             WebContext(
                 pipeline=self.pipeline,
@@ -285,6 +289,45 @@ class Service:
                 backoff_initial_seconds=sub.backoff_initial_seconds, backoff_max_seconds=sub.backoff_max_seconds,
             )
             await self.hpfeeds_subscriber.start()
+        await self._start_files()
+
+    def _follow_specs_of(self, config: Config) -> list[FollowSpec]:
+        specs = []
+        for text in config.file.follow:
+            try:
+                spec = parse_follow(text)
+            except ValueError as exc:
+                raise ConfigError("file.follow", str(exc)) from exc
+            if spec.format not in self.pipeline.formats():
+                raise ConfigError("file.follow", f"{text!r}: unknown format {spec.format!r}; see `docs/sources.md`")
+            specs.append(spec)
+        return specs
+
+    async def _start_files(self) -> None:
+        settings = self.config.file
+        for spec in self._follow_specs:
+            source = FileSource(
+                spec, pipeline=self.pipeline, registry=self.registry, store=self.store,
+                state_dir=self.config.data_dir / "file-offsets", batch_max_records=settings.batch_max_records,
+                poll_interval_seconds=settings.poll_interval_seconds, buffer_max_bytes=settings.buffer_max_bytes,
+            )
+            source.state_path.parent.mkdir(parents=True, exist_ok=True)
+            self.files.append((source, asyncio.create_task(source.run(), name=f"file {spec.path}")))
+
+    async def _stop_files(self) -> None:
+        for source, task in self.files:
+            source.stop()
+            await task
+        self.files = []
+
+    def _file_metrics(self) -> None:
+        def values(field: str) -> list[tuple[tuple[tuple[str, str], ...], float]]:
+            return [((("sensor", s.spec.sensor), ("file", s.path.name)), getattr(s.status(), field))
+                    for s, _ in self.files]
+
+        for name, field in (("lines_delivered_total", "lines_sent"), ("retries_total", "retries"),
+                            ("buffered_bytes", "buffered_bytes"), ("rotations_total", "rotations")):
+            self.metrics.gauge(f"honeyatlas_file_source_{name}", lambda field=field: values(field))
 
     def listener_addresses(self) -> list[str]:
         """Where the network sources listen, as `kind transport:host:port`, once started."""
@@ -298,9 +341,11 @@ class Service:
         if self.hpfeeds_subscriber is not None:
             sub = self.config.hpfeeds_subscriber
             found.append(f"hpfeeds subscriber -> {sub.host}:{sub.port}")
+        found += [f"file {s.path} ({s.spec.format}, sensor {s.spec.sensor})" for s, _ in self.files]
         return found
 
     async def _stop_listeners(self) -> None:
+        await self._stop_files()
         if self.hpfeeds_subscriber is not None:
             await self.hpfeeds_subscriber.stop()
             self.hpfeeds_subscriber = None
