@@ -11,6 +11,7 @@ import httpx
 from websockets.sync.client import connect
 
 from honeyatlas.event import Event, Kind, new_event_id
+from honeyatlas.incident import Incident, IncidentKind, IncidentStatus, Step
 from honeyatlas.metrics import Metrics
 from honeyatlas.sinks.hub import LiveClient, LiveHub
 from tests.conftest import RunningServer
@@ -130,3 +131,32 @@ def test_websocket_clients_memory_is_bounded_under_flood(server: RunningServer) 
         queued = max((c._queued_events for c in hub._clients), default=0)
         assert queued <= server.service.config.live.client_queue_events
     assert httpx.get(f"{server.url}api/v1/health").json()["status"] == "ok"
+
+
+def test_hub_pushes_incident_changes_once_and_keeps_open_ones_for_snapshots() -> None:
+    hub = LiveHub(frame_interval_seconds=0.1, client_queue_events=1000, snapshot_events=2, heartbeat_seconds=5,
+                  max_clients=2, metrics=Metrics())
+    client, _ = hub.connect()  # type: ignore[misc]
+    now = datetime.now(UTC)
+
+    def incident(key: str, status: IncidentStatus, members: int = 3) -> Incident:
+        steps = tuple(Step(ts=now, sensor=f"s{i}", source=key) for i in range(members))
+        return Incident(id=f"inc_{key}", kind=IncidentKind.MULTI_SENSOR, key=key, status=status, opened_at=now,
+                        last_seen=now, window_seconds=600, summary="x", event_count=members,
+                        sensors=tuple(s.sensor for s in steps), timeline=steps,
+                        sources=tuple(f"10.0.{i // 256}.{i % 256}" for i in range(members)), source_count=members)
+
+    hub.publish_incidents([incident("a", IncidentStatus.OPEN), incident("b", IncidentStatus.OPEN, members=900)])
+    hub.publish_incidents([incident("a", IncidentStatus.OPEN, members=4)])  # grew before the tick
+    hub.flush()
+    frame = json.loads(client._frames[-1][0])
+    assert frame["type"] == "incidents"
+    by_id = {i["id"]: i for i in frame["incidents"]}
+    assert len(by_id["inc_a"]["timeline"]) == 4  # the latest state, once
+    big = by_id["inc_b"]
+    assert len(big["timeline"]) == len(big["sources"]) == 50 and big["source_count"] == 900  # cut for the wire
+    hub.publish_incidents([incident("a", IncidentStatus.CLOSED)])
+    hub.flush()
+    late = hub.connect()
+    assert late is not None
+    assert [i["id"] for i in json.loads(late[1])["incidents"]] == ["inc_b"]  # closed ones leave the snapshot
