@@ -30,11 +30,7 @@ export class ArcLayer {
       this.stats.arcsSkipped += 1;
       return false;
     }
-    const segments = Math.max(8, Math.min(64, Math.ceil(geoDistance(from, to) * 24)));
-    const interpolate = geoInterpolate(from, to);
-    const samples = [];
-    for (let i = 1; i < segments; i += 1) samples.push([i / segments, interpolate(i / segments)]);
-    this.arcs.push({ from, to, color, start, interpolate, samples, landed: false });
+    this.arcs.push({ ...greatCircle(from, to), color, start, landed: false });
     this.stats.arcsDrawn += 1;
     return true;
   }
@@ -71,10 +67,10 @@ export class ArcLayer {
     // faint full trail, then a brighter, wider tail behind the head
     ctx.globalAlpha = 0.28 * fade;
     ctx.lineWidth = 1.2;
-    strokeLine(ctx, path, arcCoordinates(arc, 0, head));
+    strokeArc(ctx, path, arc, 0, head);
     ctx.globalAlpha = 0.9 * fade;
     ctx.lineWidth = 2.2;
-    strokeLine(ctx, path, arcCoordinates(arc, Math.max(0, head - TRAIL), head));
+    strokeArc(ctx, path, arc, Math.max(0, head - TRAIL), head);
 
     const source = projection(arc.from);
     if (source) dot(ctx, source, 2.5, arc.color, 0.8 * fade);
@@ -89,14 +85,20 @@ export class ArcLayer {
   }
 }
 
-function arcCoordinates(arc, t0, t1) {
+/** The great circle from `from` to `to` ([lon, lat]), resampled once so drawing it is cheap. */
+export function greatCircle(from, to) {
+  const segments = Math.max(8, Math.min(64, Math.ceil(geoDistance(from, to) * 24)));
+  const interpolate = geoInterpolate(from, to);
+  const samples = [];
+  for (let i = 1; i < segments; i += 1) samples.push([i / segments, interpolate(i / segments)]);
+  return { from, to, interpolate, samples };
+}
+
+/** Stroke the part of a greatCircle between fractions t0 and t1 of its length. */
+export function strokeArc(ctx, path, arc, t0, t1) {
   const coordinates = [arc.interpolate(t0)];
   for (const [t, point] of arc.samples) if (t > t0 && t < t1) coordinates.push(point);
   coordinates.push(arc.interpolate(t1));
-  return coordinates;
-}
-
-function strokeLine(ctx, path, coordinates) {
   ctx.beginPath();
   path({ type: "LineString", coordinates });
   ctx.stroke();
@@ -118,7 +120,7 @@ function drawPulse(ctx, projection, pulse, now) {
   return true;
 }
 
-function dot(ctx, [x, y], radius, color, alpha) {
+export function dot(ctx, [x, y], radius, color, alpha) {
   ctx.globalAlpha = alpha;
   ctx.fillStyle = color;
   ctx.beginPath();

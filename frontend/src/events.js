@@ -72,10 +72,34 @@ export function detailOf(event) {
   if (detail === undefined || detail === null || detail === "") {
     detail = event.dst_port !== undefined ? `port ${event.dst_port}` : (event.action ?? "");
   }
-  // control characters (newlines in commands, terminal escapes) shown as \xNN
-  detail = String(detail).replace(
+  return printable(detail, MAX_DETAIL);
+}
+
+/**
+ * Attacker text made safe to look at: control characters (newlines in commands,
+ * terminal escapes) shown as \xNN, cut to `max` characters with an ellipsis.
+ */
+export function printable(text, max = MAX_DETAIL) {
+  const shown = String(text ?? "").replace(
     /[\u0000-\u001f\u007f]/g,
     (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
   );
-  return detail.length > MAX_DETAIL ? `${detail.slice(0, MAX_DETAIL)}…` : detail;
+  return shown.length > max ? `${shown.slice(0, max)}…` : shown;
+}
+
+/** "YYYY-MM-DD HH:MM:SS UTC", or "–" for a missing or unreadable timestamp. */
+export function dateTimeUTC(iso) {
+  const date = new Date(iso);
+  if (iso === undefined || iso === null || Number.isNaN(date.getTime())) return "–";
+  return `${date.toISOString().slice(0, 19).replace("T", " ")} UTC`;
+}
+
+/** A duration as a wall display reads it: "45 s", "12 min", "3 h", "2 d". */
+export function shortDuration(seconds) {
+  if (!Number.isFinite(seconds)) return "–";
+  const s = Math.max(0, seconds);
+  if (s < 60) return `${Math.floor(s)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h`;
+  return `${Math.floor(s / 86400)} d`;
 }

@@ -1,7 +1,7 @@
 // The world map: a devicePixelRatio-aware canvas, the projection fitted to it,
-// a cached basemap layer, sensor markers, and the one requestAnimationFrame
-// loop that draws the arc layer. The loop sleeps while nothing moves and is
-// woken by wake().
+// a cached basemap layer, sensor markers (one look per status), and the one
+// requestAnimationFrame loop that draws the arc layer and the incident
+// highlight. The loop sleeps while nothing moves and is woken by wake().
 
 import { geoGraticule10, geoNaturalEarth1, geoPath } from "d3-geo";
 import { feature, mesh } from "topojson-client";
@@ -13,7 +13,8 @@ const THEME = {
   land: "#142236",
   borders: "rgba(120, 160, 210, 0.28)",
   sensor: "#39f0ff",
-  sensorIdle: "#3b6b80",
+  sensorSilent: "#ffb020",
+  sensorNeverSeen: "#5d6f86",
   sensorLabel: "rgba(200, 235, 255, 0.85)",
 };
 
@@ -21,13 +22,15 @@ export class WorldMap {
   /**
    * @param {HTMLCanvasElement} canvas
    * @param {import("./arcs.js").ArcLayer} arcs
+   * @param {import("./highlight.js").HighlightLayer} highlight
    * @param {() => {left: number, top: number, right: number, bottom: number}} insets
    *   CSS pixels of the canvas covered by panels; the globe is fitted to the rest.
    */
-  constructor(canvas, arcs, insets) {
+  constructor(canvas, arcs, highlight, insets) {
     this.canvas = canvas;
     this.ctx = canvas.getContext("2d");
     this.arcs = arcs;
+    this.highlight = highlight;
     this.insets = insets;
     this.projection = geoNaturalEarth1();
     this.path = geoPath(this.projection, this.ctx);
@@ -72,7 +75,7 @@ export class WorldMap {
     this.wake();
   }
 
-  /** @param {{name: string, label?: string, lon: number, lat: number, active: boolean}[]} sensors */
+  /** @param {{label: string, lon: number, lat: number, status: "active"|"silent"|"never_seen"}[]} sensors */
   setSensors(sensors) {
     this.sensors = sensors;
     this.wake();
@@ -124,28 +127,53 @@ export class WorldMap {
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
     this.drawSensors(ctx);
     this.arcs.draw(ctx, this.path, this.projection, now);
-    if (!this.arcs.idle) this.wake();
+    this.highlight.draw(ctx, this.path, this.projection, now);
+    if (!this.arcs.idle || this.highlight.active) this.wake();
   }
 
   drawSensors(ctx) {
     ctx.font = "11px system-ui, sans-serif";
     ctx.textBaseline = "middle";
+    ctx.textAlign = "left";
     for (const sensor of this.sensors) {
       const point = this.projection([sensor.lon, sensor.lat]);
       if (!point) continue;
       const [x, y] = point;
-      const color = sensor.active ? THEME.sensor : THEME.sensorIdle;
       ctx.globalAlpha = 1;
-      ctx.fillStyle = color;
-      ctx.beginPath(); // a diamond, so sensors never read as attacker dots
-      ctx.moveTo(x, y - 5);
-      ctx.lineTo(x + 5, y);
-      ctx.lineTo(x, y + 5);
-      ctx.lineTo(x - 5, y);
-      ctx.closePath();
-      ctx.fill();
-      ctx.fillStyle = THEME.sensorLabel;
+      if (sensor.status === "silent") {
+        // a hollow ring in the warning colour, and the word: it used to send and stopped
+        ctx.strokeStyle = THEME.sensorSilent;
+        ctx.lineWidth = 2.5;
+        ctx.beginPath();
+        ctx.arc(x, y, 7, 0, 2 * Math.PI);
+        ctx.stroke();
+        ctx.fillStyle = THEME.sensorSilent;
+        ctx.fillText(`${sensor.label} · silent`, x + 11, y);
+        continue;
+      }
+      const neverSeen = sensor.status === "never_seen";
+      ctx.globalAlpha = neverSeen ? 0.6 : 1;
+      diamond(ctx, x, y, 5);
+      if (neverSeen) {
+        ctx.strokeStyle = THEME.sensorNeverSeen;
+        ctx.lineWidth = 1.5;
+        ctx.stroke();
+      } else {
+        ctx.fillStyle = THEME.sensor; // a diamond, so sensors never read as attacker dots
+        ctx.fill();
+      }
+      ctx.fillStyle = neverSeen ? THEME.sensorNeverSeen : THEME.sensorLabel;
       ctx.fillText(sensor.label, x + 8, y);
     }
+    ctx.globalAlpha = 1;
   }
+}
+
+function diamond(ctx, x, y, r) {
+  ctx.beginPath();
+  ctx.moveTo(x, y - r);
+  ctx.lineTo(x + r, y);
+  ctx.lineTo(x, y + r);
+  ctx.lineTo(x - r, y);
+  ctx.closePath();
 }
