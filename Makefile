@@ -22,6 +22,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	scripts/test-deps
+	scripts/honeypots-setup
 	$(BIN)/ruff check src tests tools benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q
