@@ -135,6 +135,6 @@ def test_a_batch_stored_before_a_crash_is_not_stored_again(tmp_path: Path) -> No
 )
 def test_follow_entries_are_checked_at_start(tmp_path: Path, entry: str, message: str) -> None:
     config = load_config(None, environ={}, overrides={"storage": {"data_dir": str(tmp_path)}, "file": {"follow": [entry]}})
-    with pytest.raises(ConfigError, match="file.follow") as caught:
+    with pytest.raises(ConfigError, match=r"file\.follow") as caught:
         Service(config)
     assert message in str(caught.value)

@@ -201,7 +201,7 @@ def test_state_stays_bounded_with_many_distinct_sources() -> None:
 
 def test_a_sensor_clock_in_the_future_cannot_close_everything() -> None:
     c = correlator()
-    [opened] = c.observe([ev("8.8.8.8", s, i) for i, s in enumerate("abc")])
+    assert len(c.observe([ev("8.8.8.8", s, i) for i, s in enumerate("abc")])) == 1
     far = T0 + timedelta(days=365)
     liar = Event(id=new_event_id(), ts=far, ingest_ts=T0 + timedelta(seconds=5), sensor="z", honeypot="x",
                  kind=Kind.CONNECTION, src_ip="7.7.7.7")
