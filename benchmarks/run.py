@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import live_server, offline
+from benchmarks import correlation, live_server, offline
 from benchmarks.harness import REPO, Context, Figure, git_commit, machine
 from benchmarks.records import save_json
 
@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "fanout": live_server.fanout,
     "overload": live_server.overload,
     "queries": offline.queries,
+    "correlation": correlation.correlation,
 }
 
 

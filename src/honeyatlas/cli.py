@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from honeyatlas.errors import HoneyatlasError
 from honeyatlas.forwarder import add_arguments as forward_arguments
 from honeyatlas.forwarder import run_command as run_forward
 from honeyatlas.service import ImportProgress, Service, registry_for
+from honeyatlas.sources import simulate
 
 
 def _location(text: str) -> tuple[float, float]:
@@ -84,6 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = sensor_commands.add_parser("revoke", help="revoke a sensor's token; its events stay stored")
     revoke.add_argument("name")
     _state_options(revoke)
+
+    sim = commands.add_parser("simulate", help="write a labelled honeynet trace and its ground truth "
+                              "(trace.jsonl, sensors.json, truth.json; docs/correlation.md)")
+    sim.add_argument("--out", required=True, metavar="DIR", help="directory for the three files (created if missing)")
+    sim.add_argument("--scenario", default="baseline", help=f"one of {', '.join(simulate.SCENARIOS)} (default baseline)")
+    sim.add_argument("--sensors", type=int, metavar="N", help="number of sensors (default: the scenario's)")
+    sim.add_argument("--rate", type=float, metavar="EVENTS_PER_SECOND",
+                     help="background events per second of event time (default: the scenario's)")
+    sim.add_argument("--duration-seconds", type=float, metavar="S", help="event time covered (default: the scenario's)")
+    sim.add_argument("--seed", type=int, default=1, help="same seed, same bytes (default 1)")
+    sim.add_argument("--start", metavar="ISO", help="event time of the start (default 2026-01-01T00:00:00Z)")
+    sim.add_argument("--config", metavar="FILE", help="TOML config whose [correlation] thresholds the truth follows")
     return parser
 
 
@@ -192,11 +206,48 @@ def _sensor(args: argparse.Namespace, config: Config) -> int:
         registry.close()
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    start = simulate.DEFAULT_START
+    if args.start:
+        try:
+            start = datetime.fromisoformat(args.start.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise HoneyatlasError(f"--start {args.start!r} is not an ISO-8601 time; write it like "
+                                  "2026-01-01T00:00:00Z") from None
+    options = simulate.SimulationOptions(scenario=args.scenario, sensors=args.sensors, rate_events_per_second=args.rate,
+                                         duration_seconds=args.duration_seconds, seed=args.seed, start=start)
+    plan = simulate.plan_simulation(options, load_config(args.config).correlation)
+    out = Path(args.out)
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def progress(p: simulate.SimulationProgress) -> None:
+        if p.seconds - last[0] >= (0.5 if tty else 5.0):
+            last[0] = p.seconds
+            print(f"  {p.share:6.1%} of the event time  {p.events:>12,} events  "
+                  f"{p.events / p.seconds if p.seconds else 0:>9,.0f} events/s", end="\r" if tty else "\n",
+                  file=sys.stderr, flush=True)
+
+    truth = simulate.write_simulation(plan, out, on_progress=progress)
+    if tty and last[0]:
+        print(file=sys.stderr)
+    c = truth.counts
+    print(f"wrote {out / 'trace.jsonl'}: {c.events:,} events on {truth.sensors} sensors over "
+          f"{truth.duration_seconds:g} s ({c.background_events:,} background from {c.background_sources:,} sources, "
+          f"{c.planted_events:,} planted by {len(truth.entities)} entities)")
+    print("  truth.json expects " + ", ".join(f"{n} {kind}" for kind, n in c.expected.items())
+          + "; near misses " + ", ".join(f"{n} {kind}" for kind, n in c.expected_none.items()))
+    print("  sensors.json: register these sensors, then send each record as its sensor in the event format")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "forward":  # a client: no data directory, no server config
         return run_forward(args)
     try:
+        if args.command == "simulate":  # writes files only: no data directory, no service
+            return _simulate(args)
         config = config_from(args)
         if args.command == "serve":
             return _serve(config)

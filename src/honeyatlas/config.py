@@ -34,6 +34,7 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: Port = 8080
+    instance_name: Annotated[str, Meta(min_length=1, max_length=128)] = "honeyatlas"
 
 
 class StorageConfig(_Section):

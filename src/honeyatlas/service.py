@@ -197,6 +197,7 @@ class Service:
                 ingest_settings=config.ingest,
                 idempotency=self.idempotency,
                 geoip_status=self._geoip_status,
+                sharing_identity=config.server.instance_name,
             )
         )
 

@@ -43,6 +43,7 @@ class WebContext:
     ingest_settings: IngestConfig
     geoip_status: Callable[[], dict[str, Any]]
     idempotency: IdempotencyStore | None = None
+    sharing_identity: str = "honeyatlas"  # who STIX and MISP exports say they come from
     started_monotonic: float = field(default_factory=time.monotonic)
 
 

@@ -20,6 +20,7 @@ from honeyatlas.sources.http import ingest_route
 from honeyatlas.web.api import WebContext, api_routes
 from honeyatlas.web.incidents import incident_routes
 from honeyatlas.web.live import live_route
+from honeyatlas.web.sharing import sharing_routes
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -60,6 +61,7 @@ def create_app(context: WebContext) -> Litestar:
         ),
         *api_routes(context),
         *incident_routes(context),
+        *sharing_routes(context),
         live_route(context.hub),
         index,
         create_static_files_router(path="/static", directories=[STATIC_DIR], name="static"),

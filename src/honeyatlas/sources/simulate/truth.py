@@ -1,0 +1,196 @@
+"""Ground truth: which incidents a planted entity must (and must not) open, and when.
+
+The truth is computed from each entity's own records with the definitions of
+docs/correlation.md, written here independently of the detectors: a threshold of distinct
+members whose latest hit lies within the window, reached at the event time of the defining
+hit. It is exact for the trace because every key an entity uses (its source addresses, its
+fingerprints, its samples) belongs to it alone. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from datetime import datetime
+from urllib.parse import urlsplit
+
+import msgspec
+
+from honeyatlas.config import CorrelationConfig
+from honeyatlas.incident import Fingerprint, IncidentKind
+from honeyatlas.sources.simulate.world import Item
+
+
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
+    """The correlation thresholds the truth follows, windows in milliseconds."""
+
+    k: int  # multi_sensor_min_sensors
+    window_ms: int
+    scan_ports: int
+    scan_sensors: int
+    scan_window_ms: int
+    campaign_sources: int
+    campaign_window_ms: int
+    credential_count: int
+    command_count: int
+    ignored_banners: tuple[str, ...]
+    epidemic_sensors: int
+    epidemic_window_ms: int
+
+    @classmethod
+    def of(cls, c: CorrelationConfig) -> Limits:
+        return cls(
+            k=c.multi_sensor_min_sensors, window_ms=round(c.multi_sensor_window_seconds * 1000),
+            scan_ports=c.scan_min_ports, scan_sensors=c.scan_min_sensors,
+            scan_window_ms=round(c.scan_window_seconds * 1000), campaign_sources=c.campaign_min_sources,
+            campaign_window_ms=round(c.campaign_window_seconds * 1000),
+            credential_count=c.campaign_credential_count, command_count=c.campaign_command_count,
+            ignored_banners=tuple(c.campaign_ignore_client_versions), epidemic_sensors=c.epidemic_min_sensors,
+            epidemic_window_ms=round(c.epidemic_window_seconds * 1000),
+        )
+
+
+class Expectation(msgspec.Struct, frozen=True, kw_only=True):
+    """An incident the entity must open."""
+
+    kind: IncidentKind
+    key: str  # source address, fingerprint value or SHA-256
+    qualifier: str = ""  # horizontal scan: the port; vertical scan: the sensor; campaign: the fingerprint
+    defining_hit: datetime  # event time of the k-th distinct sensor, port or source
+
+
+class NearMiss(msgspec.Struct, frozen=True, kw_only=True):
+    """An incident the entity comes close to but must not open."""
+
+    kind: IncidentKind
+    key: str
+    qualifier: str = ""
+    reason: str
+
+
+class Entity(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    plant: str  # a key of scenarios.PLANTS
+    sources: list[str]
+    sensors: list[str]  # in the order first hit
+    first: datetime
+    last: datetime
+    events: int
+    expect: list[Expectation]
+    expect_none: list[NearMiss]
+
+
+class Counts(msgspec.Struct, frozen=True, kw_only=True):
+    events: int = 0
+    background_events: int = 0
+    planted_events: int = 0
+    background_sources: int = 0
+    planted_sources: int = 0
+    plants: dict[str, int] = {}
+    expected: dict[str, int] = {}  # incident kind -> expectations
+    expected_none: dict[str, int] = {}  # incident kind -> near misses
+
+
+class Truth(msgspec.Struct, frozen=True, kw_only=True):
+    format: str = "honeyatlas-simulation-truth"
+    version: int = 1
+    scenario: str
+    description: str
+    seed: int
+    start: datetime
+    end: datetime
+    duration_seconds: float
+    rate_events_per_second: float
+    sensors: int
+    thresholds: dict[str, object]  # the correlation options the truth follows
+    counts: Counts
+    entities: list[Entity]
+
+
+# --------------------------------------------------------------------------- the definitions
+
+
+def first_reach(hits: Iterable[tuple[int, Hashable]], threshold: int, window_ms: int) -> int | None:
+    """Event time at which `threshold` distinct members have their latest hit within the
+    window ending at that hit; None if never. `hits` are (time, member) in trace order."""
+    latest: dict[Hashable, int] = {}
+    for ts, member in hits:
+        latest[member] = ts
+        horizon = ts - window_ms
+        if sum(1 for seen in latest.values() if seen >= horizon) >= threshold:
+            return ts
+    return None
+
+
+def _collapse(text: str) -> str:
+    return " ".join(text.split())
+
+
+def fingerprint_hits(items: list[Item], limits: Limits) -> dict[tuple[Fingerprint, str], list[tuple[int, str]]]:
+    """(fingerprint, value) -> [(time, source)] of the events that show it, per the campaign definitions."""
+    credentials: dict[tuple[int, str], list[str]] = {}
+    commands: dict[tuple[int, str], list[str]] = {}
+    found: dict[tuple[Fingerprint, str], list[tuple[int, str]]] = {}
+
+    def add(fingerprint: Fingerprint, value: str, ts: int, source: str) -> None:
+        found.setdefault((fingerprint, value), []).append((ts, source))
+
+    for ts, sensor, record in items:
+        source = record["src_ip"]
+        session = (sensor, record.get("session") or f"src:{source}")
+        kind = record["kind"]
+        if kind == "login_attempt" and ("username" in record or "password" in record):
+            pairs = credentials.setdefault(session, [])
+            pair = f"{_collapse(record.get('username', ''))}/{_collapse(record.get('password', ''))}"
+            if len(pairs) < limits.credential_count and pair not in pairs:
+                pairs.append(pair)
+                if len(pairs) == limits.credential_count:
+                    add(Fingerprint.CREDENTIALS, ", ".join(sorted(pairs)), ts, source)
+        elif kind == "command" and record.get("command"):
+            typed = commands.setdefault(session, [])
+            if len(typed) < limits.command_count:
+                typed.append(_collapse(record["command"]))
+                if len(typed) == limits.command_count:
+                    add(Fingerprint.COMMANDS, " ; ".join(typed), ts, source)
+        elif kind == "file_download" and record.get("url"):
+            host = urlsplit(record["url"]).hostname
+            if host:
+                add(Fingerprint.DOWNLOAD_HOST, host, ts, source)
+        version = record.get("client_version")
+        if version and not version.startswith(limits.ignored_banners):
+            add(Fingerprint.CLIENT_VERSION, version, ts, source)
+    return found
+
+
+def expectations(items: list[Item], limits: Limits, sensor_names: list[str]) -> list[tuple[IncidentKind, str, str, int]]:
+    """Every incident these records open on their own: (kind, key, qualifier, defining-hit time)."""
+    items = sorted(items, key=lambda item: item[0])  # stable: ties keep trace order
+    found: list[tuple[IncidentKind, str, str, int]] = []
+    by_source: dict[str, list[Item]] = {}
+    for item in items:
+        by_source.setdefault(item[2]["src_ip"], []).append(item)
+    for source, own in by_source.items():
+        hit = first_reach(((ts, sensor) for ts, sensor, _ in own), limits.k, limits.window_ms)
+        if hit is not None:
+            found.append((IncidentKind.MULTI_SENSOR, source, "", hit))
+        probes = [(ts, sensor, r["dst_port"]) for ts, sensor, r in own if r.get("dst_port") is not None]
+        for port in sorted({p for _, _, p in probes}):
+            hit = first_reach(((ts, s) for ts, s, p in probes if p == port), limits.scan_sensors, limits.scan_window_ms)
+            if hit is not None:
+                found.append((IncidentKind.HORIZONTAL_SCAN, source, str(port), hit))
+        for sensor in sorted({s for _, s, _ in probes}):
+            hit = first_reach(((ts, p) for ts, s, p in probes if s == sensor), limits.scan_ports, limits.scan_window_ms)
+            if hit is not None:
+                found.append((IncidentKind.VERTICAL_SCAN, source, sensor_names[sensor], hit))
+    for (fingerprint, value), hits in fingerprint_hits(items, limits).items():
+        hit = first_reach(hits, limits.campaign_sources, limits.campaign_window_ms)
+        if hit is not None:
+            found.append((IncidentKind.CAMPAIGN, value, str(fingerprint), hit))
+    samples: dict[str, list[tuple[int, int]]] = {}
+    for ts, sensor, record in items:
+        if record.get("sha256"):
+            samples.setdefault(record["sha256"], []).append((ts, sensor))
+    for digest, sightings in samples.items():
+        hit = first_reach(sightings, limits.epidemic_sensors, limits.epidemic_window_ms)
+        if hit is not None:
+            found.append((IncidentKind.EPIDEMIC, digest, "", hit))
+    return found

@@ -1,0 +1,92 @@
+"""Sharing in the API: the IoC feed, STIX 2.1 bundles and MISP events.
+
+Routes are built by `sharing_routes(context)`. The store chooses the rows (only shareable
+addresses: no loopback, private, reserved or demo sources); `honeyatlas.share` turns them
+into documents. Ranges default to the last 24 hours and are bounded to 31 days.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from litestar import Response, get
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.handlers import BaseRouteHandler
+from litestar.params import FromPath, FromQuery, QueryParameter
+
+from honeyatlas.incident import Incident
+from honeyatlas.profile import AttackerSummary
+from honeyatlas.share import ioc_csv, ioc_json, misp_event, stix_bundle
+from honeyatlas.store import IncidentQuery
+from honeyatlas.web.api import WebContext, as_utc
+
+MAX_RANGE = timedelta(days=31)
+MAX_ROWS = 100_000
+STIX_TYPE = "application/stix+json;version=2.1"
+
+
+def _range(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    end = as_utc(until) or datetime.now(UTC)
+    start = as_utc(since) or end - timedelta(hours=24)
+    if start >= end:
+        raise ValidationException("since must be before until")
+    if end - start > MAX_RANGE:
+        raise ValidationException("the range is longer than 31 days: narrow since/until")
+    return start, end
+
+
+def sharing_routes(ctx: WebContext) -> list[BaseRouteHandler]:
+    identity = ctx.sharing_identity
+
+    async def rows(start: datetime, end: datetime, *, min_sensors: int = 1, limit: int = MAX_ROWS
+                   ) -> list[AttackerSummary]:
+        return await ctx.store.attacker_summaries(since=start, until=end, min_sensors=min_sensors, limit=limit)
+
+    async def incident_and_rows(incident_id: str) -> tuple[Incident, list[AttackerSummary]]:
+        incident = await ctx.store.get_incident(incident_id[:64])
+        if incident is None:
+            raise NotFoundException(f"no incident {incident_id[:64]!r}")
+        start = incident.opened_at - timedelta(seconds=incident.window_seconds)
+        members = set(incident.sources) | {incident.key}
+        found = await rows(start, incident.last_seen + timedelta(seconds=1))
+        return incident, [row for row in found if row.ip in members]
+
+    @get("/api/v1/iocs", tags=["sharing"], summary="IoC feed of attacker addresses (CSV or JSON), most active first")
+    async def iocs(
+        format: FromQuery[Literal["json", "csv"]] = "json",
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+        min_sensors: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_ROWS)] = 10_000,
+    ) -> Response[Any]:
+        start, end = _range(since, until)
+        found = await rows(start, end, min_sensors=min_sensors, limit=limit)
+        if format == "csv":
+            return Response(ioc_csv(found), media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": 'attachment; filename="honeyatlas-iocs.csv"'})
+        return Response(ioc_json(found, datetime.now(UTC)), media_type="application/json")
+
+    @get("/api/v1/stix", tags=["sharing"], summary="STIX 2.1 bundle of a time range: attacker addresses and incidents")
+    async def stix_range(
+        since: FromQuery[datetime | None] = None, until: FromQuery[datetime | None] = None
+    ) -> Response[Any]:
+        start, end = _range(since, until)
+        incidents = await ctx.store.query_incidents(IncidentQuery(since=start, until=end, limit=1000))
+        bundle = stix_bundle(incidents=incidents, attackers=await rows(start, end), identity_name=identity,
+                             generated_at=datetime.now(UTC))
+        return Response(bundle, media_type=STIX_TYPE)
+
+    @get("/api/v1/incidents/{incident_id:str}/stix", tags=["sharing"], summary="STIX 2.1 bundle of one incident")
+    async def stix_incident(incident_id: FromPath[str]) -> Response[Any]:
+        incident, found = await incident_and_rows(incident_id)
+        bundle = stix_bundle(incidents=[incident], attackers=found, identity_name=identity,
+                             generated_at=datetime.now(UTC))
+        return Response(bundle, media_type=STIX_TYPE)
+
+    @get("/api/v1/incidents/{incident_id:str}/misp", tags=["sharing"], summary="MISP event (JSON) of one incident")
+    async def misp_incident(incident_id: FromPath[str]) -> dict[str, Any]:
+        incident, found = await incident_and_rows(incident_id)
+        return misp_event(incident=incident, attackers=found, generated_at=datetime.now(UTC))
+
+    return [iocs, stix_range, stix_incident, misp_incident]

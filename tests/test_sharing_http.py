@@ -1,0 +1,65 @@
+"""Sharing through a real server: the IoC feed round-trips, STIX bundles validate, MISP
+events name only shareable addresses; real cowrie records from three sensors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from honeyatlas.share import parse_ioc_csv, parse_ioc_json
+from tests.conftest import start_server
+from tests.share.test_stix import validate
+from tests.test_incidents_http import DOWNLOADED, SENSORS, ingest_everywhere
+from tests.test_ingest_http import PUBLIC_SOURCES, post
+
+
+def test_ioc_feed_stix_and_misp_from_real_incidents(tmp_path: Path) -> None:
+    server, stop = start_server(tmp_path / "data", server={"instance_name": "atlas-test"})
+    try:
+        tokens = {name: server.add_sensor(name, location=where) for name, where in SENSORS.items()}
+        ingest_everywhere(server, tokens)
+        lab = server.add_sensor("lab")  # loopback sources: stored, never shared
+        lines = (Path(__file__).parent / "data" / "samples" / "cowrie.json").read_text().splitlines()
+        assert post(server, lab, "\n".join(lines).encode()).status_code == 200
+
+        as_json = httpx.get(f"{server.url}api/v1/iocs").raise_for_status()
+        rows = parse_ioc_json(as_json.content)
+        assert {row.ip for row in rows} <= set(PUBLIC_SOURCES)
+        assert "127.0.0.1" not in {row.ip for row in rows} and rows
+        assert all(row.sensor_count == 3 and "multi_sensor" in row.tags for row in rows)
+        as_csv = httpx.get(f"{server.url}api/v1/iocs", params={"format": "csv"}).raise_for_status()
+        assert as_csv.headers["content-type"].startswith("text/csv")
+        assert parse_ioc_csv(as_csv.text) == rows  # the two forms agree, and each round-trips
+        assert parse_ioc_json(as_json.content) == rows
+        assert httpx.get(f"{server.url}api/v1/iocs", params={"format": "xml"}).status_code == 400
+        now = datetime.now(UTC)
+        too_long = {"since": (now - timedelta(days=40)).isoformat(), "until": now.isoformat()}
+        assert httpx.get(f"{server.url}api/v1/iocs", params=too_long).status_code == 400
+
+        bundle = httpx.get(f"{server.url}api/v1/stix").raise_for_status().json()
+        validate(bundle)
+        assert "127.0.0.1" not in str(bundle) and "fra-1" not in str(bundle)  # no lab source, no sensor name
+        identities = [o for o in bundle["objects"] if o["type"] == "identity"]
+        assert [i["name"] for i in identities] == ["atlas-test"]
+        addresses = {o["value"] for o in bundle["objects"] if o["type"] == "ipv4-addr"}
+        assert addresses == {row.ip for row in rows}
+
+        incidents = httpx.get(f"{server.url}api/v1/incidents", params={"kind": "epidemic"}).json()["incidents"]
+        epidemic = next(i for i in incidents if i["key"] == DOWNLOADED)
+        one = httpx.get(f"{server.url}api/v1/incidents/{epidemic['id']}/stix").raise_for_status().json()
+        validate(one)
+        files = [o for o in one["objects"] if o["type"] == "file"]
+        assert [f["hashes"]["SHA-256"] for f in files] == [DOWNLOADED]
+        assert httpx.get(f"{server.url}api/v1/incidents/{epidemic['id']}/stix").json() == one  # deterministic
+
+        misp = httpx.get(f"{server.url}api/v1/incidents/{epidemic['id']}/misp").raise_for_status().json()
+        attributes = misp["Event"]["Attribute"]
+        assert {a["value"] for a in attributes if a["type"] == "sha256"} == {DOWNLOADED}
+        assert {a["value"] for a in attributes if a["type"] == "ip-src"} <= {row.ip for row in rows}
+        assert httpx.get(f"{server.url}api/v1/incidents/inc_none/misp").status_code == 404
+    finally:
+        stop()
+
+
