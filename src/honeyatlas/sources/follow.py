@@ -27,6 +27,7 @@ between the last read and a copytruncate are lost; that is inherent to copytrunc
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import hashlib
@@ -155,7 +156,7 @@ def _file_from(data: dict[str, object]) -> FileId:
 
 
 
-class FileFollower:
+class FileFollower(abc.ABC):
     """Follows one log file and hands complete-line batches to `_deliver`, in order, one at
     a time; a subclass says what delivering means (an HTTP POST, the local pipeline)."""
 
@@ -488,10 +489,10 @@ class FileFollower:
             self._persist(None, batch)
             await self._deliver(batch)
 
+    @abc.abstractmethod
     async def _deliver(self, batch: Batch) -> None:
         """Deliver one batch until it is durably stored (then `_delivered`), refused for good
         (`_refused`), or too large (`_split_or_drop`); wait with `_back_off` between tries."""
-        raise NotImplementedError
 
     def _ack(self, batch: Batch) -> None:
         self._persist((batch.file, batch.end), None)
