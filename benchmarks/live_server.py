@@ -29,6 +29,65 @@ def _sender_spec(server: Any, token: str, **more: Any) -> dict[str, Any]:
     return {"host": host, "port": port, "path": INGEST_PATH, "token": token, **more}
 
 
+class NaiveIngest:
+    """`python -m benchmarks.naive_ingest DIR` as a child process (the ingest baseline)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "benchmarks.naive_ingest", str(data_dir)],
+                                        stdout=subprocess.PIPE, cwd=REPO)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().decode()
+        if "listening on " not in line:
+            self.process.kill()
+            raise RuntimeError(f"naive ingest server did not start: {line!r}")
+        self.url = line.rsplit(" ", 1)[1].strip()
+        self.pid = self.process.pid
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, port = self.url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+        return host, int(port)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> int | None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def _naive_run(ctx: Context, name: str, specs: list[dict[str, Any]], duration: float) -> dict[str, Any]:
+    """The same senders against the naive ingest server: statuses, accepted events/s, CPU, peak RSS."""
+    naive = NaiveIngest(ctx.workdir / name)
+    group = WorkerGroup()
+    try:
+        host, port = naive.host_port
+        group.spawn(sender, [{**spec, "host": host, "port": port} for spec in specs])
+        group.wait_ready(len(specs))
+        cpu = CpuWindow(naive.pid)
+        with RssSampler(naive.pid) as rss:
+            start = group.go()
+            time.sleep(max(0.0, start - time.monotonic()))
+            cpu.start()
+            time.sleep(duration)
+            cpu.stop()
+            results = group.results(len(specs), timeout=duration + 180)
+        alive = naive.alive()
+        peak = memory_kib(naive.pid)["VmHWM"] / 1024 if alive else math.nan
+    finally:
+        group.terminate()
+        naive.stop()
+    return {"statuses": _statuses(results), "events_per_second": _sum(results, "events") / duration,
+            "server_cores": cpu.cores, "peak_rss_mib": peak, "sampled_peak_rss_mib": rss.peak_mib, "survived": alive,
+            "answer_seconds": [t for r in results for ts in r.get("answer_seconds", {}).values() for t in ts]}
+
+
 def _sum(results: list[dict[str, Any]], key: str) -> float:
     return sum(r[key] for r in results)
 
@@ -67,6 +126,7 @@ def ingest(ctx: Context) -> list[Figure]:
         results = group.results(processes + 1, timeout=duration + 120)
         cpu.stop()
         rss = memory_kib(server.pid)
+        commits = _metric(server.url, "honeyatlas_store_commits_total")
     finally:
         group.terminate()
         if profiler is not None:
@@ -78,20 +138,34 @@ def ingest(ctx: Context) -> list[Figure]:
     rate = events / duration
     ctx.capacity_events_per_second = rate
     client_cores = (_sum(sent, "cpu_seconds") + received["cpu_seconds"]) / duration
+    naive = _naive_run(ctx, "naive-ingest", [
+        {"path": INGEST_PATH, "token": "-", "mode": "saturate", "duration": duration, "connections": connections,
+         "tag": "hn", "seed": 100 + n} for n in range(processes)], duration)
     ctx.extra["ingest"] = {"statuses": _statuses(sent), "errors": _sum(sent, "errors"),
                            "live_events_received": received["counts"][0], "events_accepted": events,
                            "server_rss_mib": rss["VmRSS"] / 1024, "processes": processes,
-                           "connections_per_process": connections, "duration_seconds": duration}
+                           "connections_per_process": connections, "duration_seconds": duration,
+                           "store_commits": commits, "events_per_commit": events / commits if commits else None,
+                           "naive": {k: v for k, v in naive.items() if k != "answer_seconds"}}
     note = f"{processes}x{connections} keep-alive connections, {duration:g} s"
     return [
-        Figure("ingest", "accepted events/s (saturation)", rate, "events/s", target=">= 50000", notes=note),
-        Figure("ingest", "server CPU at saturation", cpu.cores, "cores", higher_is_better=False),
+        Figure("ingest", "accepted events/s (saturation)", rate, "events/s", baseline=naive["events_per_second"],
+               target=">= 50000", notes=note + "; baseline: benchmarks/naive_ingest.py, same senders"),
+        Figure("ingest", "server CPU at saturation", cpu.cores, "cores", higher_is_better=False,
+               notes=f"naive server: {naive['server_cores']:.2f} cores"),
         Figure("ingest", "load-generator CPU", client_cores, "cores", higher_is_better=False,
                notes="senders + 1 live client; must stay below the server's to not be the limit"),
         Figure("ingest", "live hub delivered / accepted",
                received["counts"][0] / _sum(sent, "events_total") if events else math.nan,
                "share", notes="one WebSocket client counting every event"),
     ]
+
+
+def _metric(url: str, name: str) -> float:
+    """The sum of a counter over its label sets, from the server's /metrics."""
+    text = httpx.get(url + "metrics", timeout=30).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and line[len(name)] in " {")
 
 
 def _start_profiler(pid: int, out: Path, duration: float) -> subprocess.Popen[bytes]:
@@ -272,22 +346,31 @@ def _fanout_run(ctx: Context, pid: int, ws_url: str, clients: int, receivers: in
 # --------------------------------------------------------------------------- 5. overload
 
 
+# Without an ingest figure in this run (`--only overload`), 10x this is offered.
+ASSUMED_CAPACITY = 7_000.0
+
+
 def overload(ctx: Context) -> list[Figure]:
-    """Offer far more than capacity: memory, refusals, survival, time to recover."""
+    """Offer 10x capacity open loop: refusals, memory, survival, time to recover."""
     duration = ctx.size(15.0, 2.0)
     processes = 2
-    connections = ctx.size(96, 8)
+    connections = ctx.size(512, 16)
+    capacity = ctx.capacity_events_per_second or ASSUMED_CAPACITY
+    rate = 10 * capacity
     server, token = ctx.server("overload")
     group = WorkerGroup()
+    profiler = None
     try:
-        group.spawn(sender, [_sender_spec(server, token, mode="saturate", duration=duration, connections=connections,
-                                          tag="ov", seed=300 + n) for n in range(processes)])
+        group.spawn(sender, [_sender_spec(server, token, mode="flood", rate=rate / processes, duration=duration,
+                                          connections=connections, tag="ov", seed=300 + n) for n in range(processes)])
         group.wait_ready(processes)
         cpu = CpuWindow(server.pid)
         with RssSampler(server.pid) as rss:
             start = group.go()
             time.sleep(max(0.0, start - time.monotonic()))
             cpu.start()
+            if ctx.profile is not None:
+                profiler = _start_profiler(server.pid, ctx.profile.with_name(ctx.profile.name + ".overload"), duration)
             time.sleep(duration)
             stopped = time.monotonic()
             cpu.stop()
@@ -297,23 +380,46 @@ def overload(ctx: Context) -> list[Figure]:
         alive = server.alive()
     finally:
         group.terminate()
+        if profiler is not None:
+            profiler.wait(60)
         exit_code = server.stop()
+    naive = _naive_run(ctx, "naive-overload", [
+        {"path": INGEST_PATH, "token": "-", "mode": "flood", "rate": rate / processes, "duration": duration,
+         "connections": connections, "tag": "on", "seed": 300 + n} for n in range(processes)], duration)
     statuses = _statuses(results)
     answered = sum(statuses.values())
-    offered = answered * BATCH / duration
-    capacity = ctx.capacity_events_per_second
-    ctx.extra["overload"] = {"statuses": statuses, "errors": _sum(results, "errors"), "exit_code": exit_code,
-                             "sampled_peak_rss_mib": rss.peak_mib, "capacity_events_per_second": capacity,
-                             "server_cpu_cores": cpu.cores, "connections": processes * connections,
-                             "client_cpu_cores": _sum(results, "cpu_seconds") / duration}
-    times = f"{offered / capacity:.1f}x the ingest capacity" if capacity else "no ingest capacity measured in this run"
+    scheduled = _sum(results, "scheduled")
+    sent = scheduled - _sum(results, "unsent")
+    answers = {status: [t for r in results for t in r["answer_seconds"].get(str(status), [])] for status in statuses}
+    ctx.extra["overload"] = {
+        "statuses": statuses, "errors": _sum(results, "errors"), "exit_code": exit_code,
+        "sampled_peak_rss_mib": rss.peak_mib, "capacity_events_per_second": capacity,
+        "capacity_measured": ctx.capacity_events_per_second is not None, "server_cpu_cores": cpu.cores,
+        "connections": processes * connections, "client_cpu_cores": _sum(results, "cpu_seconds") / duration,
+        "batches_scheduled": scheduled, "batches_unsent": _sum(results, "unsent"),
+        "answer_ms_p50_p99": {status: (quantile(t, 0.5) * 1000, quantile(t, 0.99) * 1000) for status, t in answers.items()},
+        "naive": {**{k: v for k, v in naive.items() if k != "answer_seconds"},
+                  "answer_ms_p50_p99": (quantile(naive["answer_seconds"], 0.5) * 1000,
+                                        quantile(naive["answer_seconds"], 0.99) * 1000)},
+    }
+    basis = "the ingest capacity measured in this run" if ctx.capacity_events_per_second else \
+        f"an assumed capacity of {ASSUMED_CAPACITY:,.0f} events/s (no ingest figure in this run)"
     return [
-        Figure("overload", "offered events/s", offered, "events/s",
-               notes=f"{processes * connections} connections back to back: {times}"),
+        Figure("overload", "offered events/s (open loop)", scheduled * BATCH / duration, "events/s",
+               notes=f"10x {basis}; {processes}x{connections} connections"),
+        Figure("overload", "sent / offered", sent / scheduled if scheduled else math.nan, "share",
+               notes="a batch due while every connection waited for an answer was not sent"),
         Figure("overload", "share answered 429", statuses.get(429, 0) / answered if answered else math.nan, "share",
                notes=f"statuses {statuses}, connection errors {_sum(results, 'errors')}"),
-        Figure("overload", "accepted events/s under overload", _sum(results, "events") / duration, "events/s"),
-        Figure("overload", "peak RSS (VmHWM)", peak, "MiB", target="< 1024", higher_is_better=False),
+        Figure("overload", "accepted events/s under overload", _sum(results, "events") / duration, "events/s",
+               baseline=naive["events_per_second"],
+               notes=f"capacity {capacity:,.0f} events/s; baseline: the naive server under the same flood "
+                     f"(statuses {naive['statuses']}, never 429)"),
+        *(Figure("overload", f"p99 time to a {status}", quantile(answers[status], 0.99) * 1000, "ms",
+                 higher_is_better=False, notes=f"from the scheduled send time; p50 {quantile(answers[status], 0.5) * 1000:.0f} ms")
+          for status in (200, 429) if answers.get(status)),
+        Figure("overload", "peak RSS (VmHWM)", peak, "MiB", baseline=naive["peak_rss_mib"], target="< 1024",
+               higher_is_better=False),
         Figure("overload", "server survived", 1.0 if alive else 0.0, "bool", target=">= 1",
                notes=f"exit code after SIGINT: {exit_code}"),
         Figure("overload", "recovery after load stops", recovery, "s", higher_is_better=False,

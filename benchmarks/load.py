@@ -2,9 +2,10 @@
 
 The sender speaks raw HTTP/1.1 over asyncio streams with keep-alive (no client library in
 the way: the client must not be the bottleneck, and its CPU is reported so a reader can
-check). Two modes: `saturate` (every connection posts back to back; throughput and
-overload) and `paced` (open loop at a fixed rate; each record's marker holds its
-*scheduled* send time, so a late client shows up as latency, not as missing samples).
+check). Three modes: `saturate` (every connection posts back to back; throughput),
+`paced` (open loop at a fixed rate; each record's marker holds its *scheduled* send time,
+so a late client shows up as latency, not as missing samples) and `flood` (open loop at a
+fixed rate far above capacity, whatever the answers: overload).
 
 The receiver holds many WebSocket clients of the same `websockets` library the server
 uses. Every client counts the marked events it receives (a byte count, cheap); every
@@ -94,7 +95,8 @@ def _events_in(status: int, payload: bytes) -> int:
 
 def sender(spec: dict[str, Any], ready: Ready) -> dict[str, Any]:
     """Process entry: run one sender as `spec` says, return its counts."""
-    return asyncio.run(_saturate(spec, ready) if spec["mode"] == "saturate" else _paced(spec, ready))
+    modes = {"saturate": _saturate, "paced": _paced, "flood": _flood}
+    return asyncio.run(modes[spec["mode"]](spec, ready))
 
 
 async def _saturate(spec: dict[str, Any], ready: Ready) -> dict[str, Any]:
@@ -203,6 +205,59 @@ async def _paced(spec: dict[str, Any], ready: Ready) -> dict[str, Any]:
         await feed.close()
     return {"statuses": dict(statuses), **counts, "seconds": spec["duration"], "cpu_seconds": cpu,
             "late_max": max(late, default=0.0), "late_count": len(late)}
+
+
+async def _flood(spec: dict[str, Any], ready: Ready) -> dict[str, Any]:
+    """Open loop: a batch every BATCH/rate seconds, whatever the server answers.
+
+    Each connection carries one request at a time (HTTP/1.1 without pipelining); a batch
+    whose send time comes while every connection is busy is counted `unsent` (the offered
+    load the client could not deliver) rather than queued, so the client never slows down
+    to the server's pace. Answers are timed from the scheduled send time."""
+    bodies = Batches(seed=spec["seed"]).prebuilt(spec.get("bodies", 64), spec["tag"])
+    head = _request_head(spec)
+    interval = BATCH / spec["rate"]
+    statuses: Counter[int] = Counter()
+    counts = {"events": 0, "errors": 0, "scheduled": 0, "unsent": 0}
+    seconds: dict[int, list[float]] = {}  # status -> answer times
+    free = [HttpConnection(spec["host"], spec["port"]) for _ in range(spec["connections"])]
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def send(connection: HttpConnection, body: bytes, scheduled: float) -> None:
+        try:
+            status, payload = await connection.post(head, body)
+            statuses[status] += 1
+            counts["events"] += _events_in(status, payload)
+            seconds.setdefault(status, []).append(time.monotonic() - scheduled)
+        except (OSError, asyncio.IncompleteReadError):
+            counts["errors"] += 1
+        finally:
+            free.append(connection)
+
+    start = ready()
+    end = start + spec["duration"]
+    cpu0 = process_cpu_seconds()
+    k = 0
+    while (scheduled := start + k * interval) < end:
+        delay = scheduled - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        counts["scheduled"] += 1
+        if free:
+            task = asyncio.create_task(send(free.pop(), bodies[k % len(bodies)], scheduled))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        else:
+            counts["unsent"] += 1
+        k += 1
+    sent_until = time.monotonic()
+    if tasks:
+        await asyncio.wait(tasks, timeout=spec.get("drain_seconds", 60))
+    cpu = process_cpu_seconds() - cpu0
+    for connection in free:
+        connection.close()
+    return {"statuses": dict(statuses), **counts, "seconds": spec["duration"], "sent_until": sent_until,
+            "cpu_seconds": cpu, "answer_seconds": {str(k): v for k, v in seconds.items()}}
 
 
 # --------------------------------------------------------------------------- receivers

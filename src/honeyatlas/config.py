@@ -39,9 +39,10 @@ class ServerConfig(_Section):
 
 class StorageConfig(_Section):
     data_dir: str = "./data"
-    max_pending_events: PositiveInt = 200_000
+    max_pending_events: PositiveInt = 50_000
     write_batch_max_events: PositiveInt = 100_000
     query_timeout_seconds: Seconds = 10.0
+    stats_fold_interval_seconds: Annotated[float, Meta(ge=0.1, le=60)] = 5.0
 
 
 class IngestConfig(_Section):
@@ -50,6 +51,7 @@ class IngestConfig(_Section):
     max_records_per_request: PositiveInt = 100_000
     sensor_timezone: str = "UTC"
     retry_after_seconds: PositiveInt = 1
+    max_in_flight_requests: PositiveInt = 32
     session_dedup_ttl_seconds: Seconds = 3600.0
     session_dedup_max_sessions: PositiveInt = 100_000
     sensor_silent_after_seconds: Seconds = 900.0

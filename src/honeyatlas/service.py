@@ -124,6 +124,7 @@ class Service:
             write_batch_max_events=config.storage.write_batch_max_events,
             metrics=self.metrics,
             receipt_ttl_seconds=config.ingest.idempotency_ttl_seconds,
+            stats_fold_interval_seconds=config.storage.stats_fold_interval_seconds,
         )
         live = config.live
         self.hub = LiveHub(

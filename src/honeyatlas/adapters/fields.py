@@ -32,6 +32,7 @@ _TEXT_FIELDS = (
     "action", "transport", "protocol", "session", "username", "password", "command",
     "url", "signature", "user_agent", "client_version",
 )
+_TEXT_LIMITS = {name: FIELD_LIMITS[name] for name in _TEXT_FIELDS}
 
 
 def _escape_control(match: re.Match[str]) -> str:
@@ -111,6 +112,22 @@ def parse_timestamp(value: Any, zone: tzinfo) -> datetime | None:
         return datetime.fromtimestamp(value, UTC)
     if not isinstance(value, str) or not 8 <= len(value) <= 64:
         return None
+    try:  # the common case first: Python 3.11 reads "Z" and "+01:00" itself
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = _parse_iso_variant(value)
+        if parsed is None:
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 shifted across the calendar's edge
+        return None
+
+
+def _parse_iso_variant(value: str) -> datetime | None:
+    """ISO-8601 text `fromisoformat` refuses as it is: surrounding spaces, "z", "+0100"."""
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
@@ -118,14 +135,8 @@ def parse_timestamp(value: Any, zone: tzinfo) -> datetime | None:
     if len(text) > 5 and text[-5] in "+-" and text[-4:].isdigit() and "T" in text[:-5]:
         text = text[:-2] + ":" + text[-2:]
     try:
-        parsed = datetime.fromisoformat(text)
+        return datetime.fromisoformat(text)
     except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=zone)
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:  # year 1 or 9999 shifted across the calendar's edge
         return None
 
 
@@ -151,19 +162,19 @@ def make_event(
     receive time with a warning. `honeypot` overrides the sensor's registered type for
     multi-honeypot sensors (T-Pot). Unknown keyword names are a programming error.
     """
-    notes = list(warnings or ())
-    cut_any = False
-    flags: list[Flag] = [Flag.DEMO] if ctx.demo else []
-    values: dict[str, Any] = {}
-    for name in _TEXT_FIELDS:
-        if name in fields:
-            text, cut = clean_text(fields.pop(name), FIELD_LIMITS[name])
-            if cut:
-                cut_any = True
-                notes.append(f"{name} truncated to {FIELD_LIMITS[name]} characters")
-            values[name] = text
+    notes = list(warnings) if warnings else []
     honeypot, _ = clean_text(fields.pop("honeypot", None), FIELD_LIMITS["honeypot"])
-    values.update(fields)
+    cut: list[str] = []
+    for name, value in fields.items():  # replacing values of existing keys: the dict keeps its size
+        limit = _TEXT_LIMITS.get(name)
+        if limit is None or (value.__class__ is str and len(value) <= limit and value.isprintable()):
+            continue  # not a text field, or text with nothing to clean (clean_text's common case, inlined)
+        fields[name], was_cut = clean_text(value, limit)
+        if was_cut:
+            cut.append(name)
+    if cut:  # in the catalogue's order, whatever the adapter's
+        notes.extend(f"{name} truncated to {_TEXT_LIMITS[name]} characters" for name in _TEXT_FIELDS if name in cut)
+    cut_any = bool(cut)
     if ts is None:
         ts = ctx.received
         notes.append("no usable timestamp; receive time used")
@@ -172,11 +183,12 @@ def make_event(
         raw = raw[:RAW_LIMIT_BYTES]
         cut_any = True
         notes.append(f"raw record truncated to {RAW_LIMIT_BYTES} characters")
+    flags = (Flag.DEMO,) if ctx.demo else ()
     if cut_any:
-        flags.append(Flag.TRUNCATED)
+        flags = (*flags, Flag.TRUNCATED)
     cleaned_notes = tuple(
         clean_text(note, FIELD_LIMITS["warning"])[0] or "" for note in notes[:MAX_WARNINGS]
-    )
+    ) if notes else ()
     return Event(
         id=new_event_id(int(ctx.received.timestamp() * 1000)),
         ts=ts,
@@ -185,8 +197,8 @@ def make_event(
         honeypot=honeypot or ctx.honeypot,
         kind=kind,
         outcome=outcome,
-        flags=tuple(flags),
+        flags=flags,
         warnings=cleaned_notes,
         raw=raw,
-        **values,
+        **fields,
     )

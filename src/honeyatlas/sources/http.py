@@ -2,9 +2,12 @@
 
 Delivery: at-least-once. The response is sent only after every accepted event and every
 rejected record (dead-letter store) is durably committed; a client that gets no 200 must
-retry. Refusals, in the order they are checked: 404 unknown format, 401 bad token, 413 body
-or decompressed body or record count over the limit, 400 undecodable body, 429 with
-Retry-After when the pipeline is full, 503 with Retry-After when the store fails.
+retry. Refusals, in the order they are checked: 404 unknown format, 429 with Retry-After
+when the server is saturated (too many ingest requests in flight, or the store queue full:
+checked before the token and before the body is read, so a refusal costs its headers, never
+its decoding), 401 bad token, 413 body or decompressed body or record count over the limit,
+400 undecodable body, 429 again when the batch does not fit in the store queue, 503 with
+Retry-After when the store fails.
 
 With an `Idempotency-Key` header (at most 128 characters) a stored batch is remembered, its
 answer committed with its events (sources/idempotency.py): a retry with the same key and body gets the first 200 again, marked
@@ -98,6 +101,25 @@ def frame_records(body: bytes, max_records: int, input_kind: str = "json") -> li
     return records
 
 
+class InFlight:
+    """Ingest requests past authentication and not answered yet, and their bound (one event
+    loop: no lock)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.limit
+
+    def __enter__(self) -> None:
+        self.count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.count -= 1
+
+
 def _result_body(result: IngestResult) -> dict[str, Any]:
     return {
         "accepted": result.accepted,
@@ -132,8 +154,13 @@ def ingest_route(
     max_decompressed_bytes: int,
     max_records_per_request: int,
     idempotency: IdempotencyStore | None = None,
+    max_in_flight_requests: int = 32,
+    retry_after_seconds: int = 1,
 ) -> HTTPRouteHandler:
     """Build the ingest handler bound to this service's components."""
+    in_flight = InFlight(max_in_flight_requests)
+    busy = {"Retry-After": str(retry_after_seconds)}
+    metrics.gauge("honeyatlas_ingest_requests_in_flight", lambda: [((("source", SOURCE),), in_flight.count)])
 
     @post(
         "/api/v1/ingest/{fmt:str}",
@@ -150,6 +177,14 @@ def ingest_route(
             metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason="unknown_format")
             known = ", ".join(pipeline.formats())
             return _error(404, f"unknown format {fmt[:64]!r}; known formats: {known}")
+        # Saturation first: under overload most requests end here, so this refusal must not
+        # even pay for the token check (a SQLite lookup and a SHA-256).
+        if in_flight.full:
+            metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason="too_many_in_flight")
+            return _error(429, f"{in_flight.count} ingest requests in flight; retry later", busy)
+        if not store.has_room_for(1):
+            metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason="pipeline_full")
+            return _error(429, "the store queue is full; retry later", busy)
         token = bearer_token(request)
         sensor = registry.authenticate(token) if token else None
         if sensor is None:
@@ -159,6 +194,10 @@ def ingest_route(
                 "missing, unknown or revoked sensor token: send Authorization: Bearer <token>",
                 {"WWW-Authenticate": 'Bearer realm="honeyatlas ingest"'},
             )
+        with in_flight:
+            return await _admitted(request, fmt, sensor)
+
+    async def _admitted(request: Request[Any, Any, Any], fmt: str, sensor: Sensor) -> Response[Any]:
         key = request.headers.get("idempotency-key") if idempotency is not None else None
         if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
             metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason="bad_idempotency_key")

@@ -3,16 +3,20 @@
 One writer thread owns every write: it drains a queue of batches, turns them into one Arrow
 table, appends it in one transaction, and only then resolves the callers' futures (a source
 acknowledges only what is durable). Reads run on short-lived cursors in worker threads, so
-queries never wait for the writer nor block the event loop. Timestamps are stored as naive
-UTC. The DDL lives in MIGRATIONS, applied in order and recorded in `schema_migrations`.
+queries never wait for the writer nor block the event loop. Between appends the writer also
+folds new events into the dashboard rollups (duckdb_stats.py) every few seconds, so the
+summary and the histogram never scan a day of events. Timestamps are stored as naive UTC.
+The DDL lives in MIGRATIONS, applied in order and recorded in `schema_migrations`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +31,17 @@ from honeyatlas.event import EVENT_FIELDS, GEO_FIELDS, Event, Flag, Geo, Kind, O
 from honeyatlas.incident import Incident
 from honeyatlas.metrics import Metrics
 from honeyatlas.profile import AttackerProfile, AttackerSummary, MalwareProfile
-from honeyatlas.store import DeadLetter, EventQuery, IncidentQuery, Receipt, SensorActivity, duckdb_profiles
+from honeyatlas.store import (
+    DeadLetter,
+    EventQuery,
+    IncidentQuery,
+    Receipt,
+    SensorActivity,
+    duckdb_profiles,
+    duckdb_stats,
+)
+
+log = logging.getLogger(__name__)
 
 _GEO_COLUMNS: list[tuple[str, str, pa.DataType]] = [
     ("country", "VARCHAR", pa.string()),
@@ -126,7 +140,24 @@ MIGRATIONS.append(
         ],
     )
 )
+MIGRATIONS.append(
+    (
+        4,
+        [  # dashboard rollups, maintained by duckdb_stats.fold; the first fold fills them from the events
+            "CREATE TABLE stats_window (dim VARCHAR NOT NULL, key VARCHAR NOT NULL, label VARCHAR, n BIGINT NOT NULL)",
+            "CREATE TABLE stats_minutes (minute TIMESTAMP NOT NULL, kind VARCHAR NOT NULL, n BIGINT NOT NULL)",
+            "CREATE TABLE stats_state (folded_rowid BIGINT NOT NULL, window_start TIMESTAMP NOT NULL)",
+            "INSERT INTO stats_state VALUES (-1, TIMESTAMP '1970-01-01 00:00:00')",
+        ],
+    )
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+# The writer folds when this many events are not folded yet, even before the interval ends:
+# it bounds what a dashboard query must count from the raw events.
+FOLD_MAX_EVENTS = 50_000
+# How far the rollup window's start trails `now - 24 h`: a query whose `now` was taken just
+# before a fold still finds the window starting before its own (else it adds events back).
+_WINDOW_LAG = timedelta(seconds=1)
 INCIDENT_ARROW_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
@@ -177,9 +208,9 @@ def events_to_arrow(events: list[Event]) -> pa.Table:
     by_field = dict(zip(EVENT_FIELDS, zip(*map(astuple, events), strict=True), strict=True)) if events else {}
     if not by_field:
         return EVENT_ARROW_SCHEMA.empty_table()
+    # ts and ingest_ts as they are: Arrow stores an aware datetime as naive UTC itself, 3x
+    # faster than converting each one here.
     columns: dict[str, Any] = {name: by_field[name] for name in _SCALAR_NAMES}
-    columns["ts"] = [_naive_utc(t) for t in by_field["ts"]]
-    columns["ingest_ts"] = [_naive_utc(t) for t in by_field["ingest_ts"]]
     for side in ("src", "dst"):
         geos = by_field[f"{side}_geo"]
         present = [astuple(g) if g is not None else None for g in geos]
@@ -248,6 +279,7 @@ class DuckDBStore:
         write_batch_max_events: int,
         metrics: Metrics,
         receipt_ttl_seconds: float = 86400.0,
+        stats_fold_interval_seconds: float = 5.0,
     ):
         self._path = path
         self._max_pending = max_pending_events
@@ -261,6 +293,9 @@ class DuckDBStore:
         self._read_slots = asyncio.Semaphore(4)
         self._receipt_ttl = timedelta(seconds=receipt_ttl_seconds)
         self._commits = 0
+        self._fold_interval = stats_fold_interval_seconds
+        self._unfolded = 0
+        self._folded_at = 0.0
         metrics.gauge("honeyatlas_store_pending_events", lambda: [((), self._pending)])
 
     @property
@@ -285,6 +320,7 @@ class DuckDBStore:
             ) from exc
         try:
             self._migrate(self._con)
+            self._fold(self._con)  # a store filled by an older version or cut off by a crash
         except BaseException:
             self._con.close()
             self._con = None
@@ -340,7 +376,11 @@ class DuckDBStore:
         con = self._con.cursor()
         stopping = False
         while not stopping:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=self._fold_interval)
+            except queue.Empty:  # idle: the window start still moves on
+                self._fold(con)
+                continue
             if first is None:
                 break
             jobs = [first]
@@ -360,7 +400,28 @@ class DuckDBStore:
                 self._pending -= count
             for job in jobs:
                 job.loop.call_soon_threadsafe(_resolve, job.done, error)
+            if error is None:
+                self._unfolded += count
+            if self._unfolded >= FOLD_MAX_EVENTS or time.monotonic() - self._folded_at >= self._fold_interval:
+                self._fold(con)
+        self._fold(con)
         con.close()
+
+    def _fold(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Fold committed events into the dashboard rollups (after the callers were answered:
+        it delays the next commit, never an acknowledgement). A failure is logged and retried."""
+        began = time.monotonic()
+        try:
+            folded = duckdb_stats.fold(con, _naive_utc(datetime.now(UTC)), _WINDOW_LAG)
+        except Exception:  # never let it stop the writer: appends matter more than rollups
+            log.exception("folding events into the dashboard rollups failed; will retry")
+            self._metrics.inc("honeyatlas_store_stats_fold_failures_total")
+            return
+        finally:
+            self._folded_at = time.monotonic()
+        self._unfolded = 0
+        if folded > 100_000:
+            log.info("dashboard rollups: %d events folded in %.1f s", folded, time.monotonic() - began)
 
     def _commit(self, con: duckdb.DuckDBPyConnection, jobs: list[_WriteJob]) -> BaseException | None:
         events = [e for job in jobs for e in job.events]
@@ -412,14 +473,20 @@ class DuckDBStore:
         return None
 
     async def _read(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = await self._snapshot(lambda cursor: cursor.execute(sql, params).fetchall())
+        return rows
+
+    async def _snapshot(self, work: Any) -> Any:
+        """Run `work(cursor)` in a worker thread; it may read several statements in one
+        transaction (one snapshot)."""
         if self._con is None:
             raise StoreError("store is not started")
         con = self._con
 
-        def run() -> list[tuple[Any, ...]]:
+        def run() -> Any:
             cursor = con.cursor()
             try:
-                return cursor.execute(sql, params).fetchall()
+                return work(cursor)
             finally:
                 cursor.close()
 
@@ -478,40 +545,18 @@ class DuckDBStore:
         return [_row_to_event(r) for r in await self._read(sql, params)]
 
     async def summary(self, now: datetime, top_n: int) -> dict[str, Any]:
-        now = _naive_utc(now)
-        day = now - timedelta(hours=24)
-        counts = await self._read(
-            "SELECT count(*) FILTER (WHERE ts >= ?), count(*) FILTER (WHERE ts >= ?), count(*) "
-            "FROM events WHERE ts >= ? AND ts <= ?",
-            [now - timedelta(minutes=1), now - timedelta(hours=1), day, now + timedelta(minutes=5)],
-        )
-        m1, h1, d1 = counts[0]
+        """Counts and top-N lists of the last 24 hours, exact, from the rollups (duckdb_stats.py)."""
+        moment = _naive_utc(now)
+        return await self._snapshot(lambda cursor: duckdb_stats.summary(cursor, moment, top_n))
 
-        async def top(column: str, label: str | None = None) -> list[dict[str, Any]]:
-            label_sql = f", any_value({label})" if label else ""
-            rows = await self._read(
-                f"SELECT {column}, count(*) AS n{label_sql} FROM events "
-                f"WHERE ts >= ? AND {column} IS NOT NULL GROUP BY 1 ORDER BY n DESC, 1 LIMIT ?",
-                [day, top_n],
-            )
-            out = []
-            for row in rows:
-                item: dict[str, Any] = {"key": row[0], "count": row[1]}
-                if label:
-                    item["label"] = row[2]
-                out.append(item)
-            return out
-
-        return {
-            "counts": {"1m": m1, "1h": h1, "24h": d1},
-            "top": {
-                "countries": await top("src_country"),
-                "asns": await top("src_asn", "src_org"),
-                "ips": await top("src_ip"),
-                "ports": await top("dst_port"),
-                "sensors": await top("sensor"),
-            },
-        }
+    async def histogram(
+        self, since: datetime, until: datetime, bucket_seconds: int, by_kind: bool
+    ) -> list[tuple[datetime, str | None, int]]:
+        """(bucket start, kind or None, events) of the non-empty buckets, exact: see
+        duckdb_stats.histogram (buckets are aligned on multiples of `bucket_seconds`)."""
+        start, end = _naive_utc(since), _naive_utc(until)
+        rows = await self._snapshot(lambda cursor: duckdb_stats.histogram(cursor, start, end, bucket_seconds, by_kind))
+        return [(bucket.replace(tzinfo=UTC), kind, n) for bucket, kind, n in rows]
 
     async def sensor_activity(self, now: datetime) -> dict[str, SensorActivity]:
         hour_ago = _naive_utc(now) - timedelta(hours=1)

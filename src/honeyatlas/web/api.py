@@ -11,7 +11,7 @@ import binascii
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -56,6 +56,23 @@ class TopItem(msgspec.Struct, omit_defaults=True):
     key: str | int
     count: int
     label: str | None = None
+
+
+class HistogramBucket(msgspec.Struct, omit_defaults=True):
+    start: datetime  # the bucket covers [start, start + bucket_seconds), cut by since and until
+    count: int
+    kinds: dict[str, int] | None = None  # with by_kind=true: events per kind (kinds with none left out)
+
+
+class Histogram(msgspec.Struct):
+    since: datetime
+    until: datetime
+    bucket_seconds: int
+    buckets: list[HistogramBucket]  # every bucket from the one holding `since` to the one before `until`
+    generated_at: datetime
+
+
+MAX_HISTOGRAM_BUCKETS = 10_000
 
 
 class SensorView(msgspec.Struct):
@@ -124,7 +141,8 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
         next_cursor = encode_cursor(found[-1]) if len(found) == limit else None
         return EventPage(events=found, next_cursor=next_cursor)
 
-    @get("/api/v1/stats/summary", tags=["query"], summary="Counts for 1 m / 1 h / 24 h and top-N lists (24 h)")
+    @get("/api/v1/stats/summary", tags=["query"], summary="Counts for 1 m / 1 h / 24 h and top-N lists (24 h)",
+         description="Exact, from rollups the store keeps up to date every few seconds plus the newest events.")
     async def summary(top: Annotated[int, QueryParameter(ge=1, le=100)] = 10) -> dict[str, Any]:
         now = datetime.now(UTC)
         result = await ctx.store.summary(now, top)
@@ -136,6 +154,45 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
         }
         result["generated_at"] = now
         return result
+
+    @get(
+        "/api/v1/stats/histogram", tags=["query"],
+        summary="Events per time bucket (optionally per kind), exact",
+        description=(
+            "Buckets are aligned on multiples of bucket_seconds (a multiple of 60) since the Unix epoch and "
+            f"cover since <= ts < until (default: the last 24 hours); at most {MAX_HISTOGRAM_BUCKETS} buckets. "
+            "Counted from per-minute rollups plus the raw events at both ends, so a day costs milliseconds."
+        ),
+    )
+    async def histogram(
+        bucket_seconds: Annotated[int, QueryParameter(ge=60, le=366 * 86400)] = 3600,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+        by_kind: FromQuery[bool] = False,
+    ) -> Histogram:
+        now = datetime.now(UTC)
+        end = as_utc(until) or now
+        start = as_utc(since) or end - timedelta(hours=24)
+        if bucket_seconds % 60:
+            raise ValidationException("bucket_seconds must be a multiple of 60")
+        if start >= end:
+            raise ValidationException("since must be before until")
+        width = timedelta(seconds=bucket_seconds)
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        first = epoch + (start - epoch) // width * width
+        count = -((first - end) // width)  # buckets from `first` until `end`, the last one partial
+        if count > MAX_HISTOGRAM_BUCKETS:
+            raise ValidationException(
+                f"{count} buckets asked, at most {MAX_HISTOGRAM_BUCKETS}: widen bucket_seconds or narrow since/until"
+            )
+        buckets = [HistogramBucket(start=first + i * width, count=0, kinds={} if by_kind else None)
+                   for i in range(count)]
+        for bucket_start, kind, n in await ctx.store.histogram(start, end, bucket_seconds, by_kind):
+            bucket = buckets[(bucket_start - first) // width]
+            bucket.count += n
+            if bucket.kinds is not None and kind is not None:
+                bucket.kinds[kind] = n
+        return Histogram(since=start, until=end, bucket_seconds=bucket_seconds, buckets=buckets, generated_at=now)
 
     @get("/api/v1/sensors", tags=["sensors"],
          summary="Registered sensors: last seen, event rate, rejected records, status (active, silent...)")
@@ -200,4 +257,4 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
     async def metrics() -> Response[str]:
         return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    return [events, summary, sensors, rejected, health, metrics]
+    return [events, summary, histogram, sensors, rejected, health, metrics]

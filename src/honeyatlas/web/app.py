@@ -57,6 +57,7 @@ def create_app(context: WebContext) -> Litestar:
             max_body_bytes=ingest.max_body_bytes,
             max_decompressed_bytes=ingest.max_decompressed_bytes,
             max_records_per_request=ingest.max_records_per_request,
+            max_in_flight_requests=ingest.max_in_flight_requests,
             idempotency=context.idempotency,
         ),
         *api_routes(context),
