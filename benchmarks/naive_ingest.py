@@ -84,8 +84,13 @@ def main(data_dir: Path) -> None:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            pass  # load clients hang up when a benchmark ends: not worth a traceback each
+
+    server = Server(("127.0.0.1", 0), Handler)
     print(f"naive ingest listening on http://127.0.0.1:{server.server_address[1]}/", flush=True)
     try:
         server.serve_forever()

@@ -88,6 +88,11 @@ async def append_in_batches(store: DuckDBStore, events: list[Event], size: int =
 
 
 async def check(store: DuckDBStore, events: list[Event], now: datetime) -> None:
+    activity = await store.sensor_activity(now)
+    for sensor in {e.sensor for e in events}:
+        mine = [e for e in events if e.sensor == sensor]
+        assert activity[sensor].last_seen == max(e.ingest_ts for e in mine)
+        assert activity[sensor].events_1h == sum(e.ingest_ts >= now - timedelta(hours=1) for e in mine)
     for top_n in (1, 3, 10):
         assert await store.summary(now, top_n) == brute_summary(events, now, top_n), top_n
     for since, until, width in (
@@ -231,5 +236,28 @@ async def test_ties_beyond_the_candidates_are_broken_by_key(tmp_path: Path) -> N
         got = await store.summary(now, 3)
         assert got == brute_summary(events, now, 3)
         assert [item["key"] for item in got["top"]["ips"]] == ["192.0.2.0", "192.0.2.1", "192.0.2.10"]
+    finally:
+        await store.stop()
+
+
+async def test_a_store_of_schema_4_gains_the_sensor_rollup_from_its_folded_events(tmp_path: Path) -> None:
+    rng = random.Random(11)
+    now = datetime.now(UTC).replace(microsecond=0)
+    events = spread(rng, now, 600)
+    path = tmp_path / "e.duckdb"
+    store = make_store(path)
+    await store.start()
+    await append_in_batches(store, events)
+    await store.stop()  # folds everything
+    con = duckdb.connect(str(path))  # back to what migration 4 left
+    try:
+        con.execute("DROP TABLE stats_sensors")
+        con.execute("DELETE FROM schema_migrations WHERE version = 5")
+    finally:
+        con.close()
+    store = make_store(path)
+    await store.start()
+    try:
+        await check(store, events, now)
     finally:
         await store.stop()

@@ -7,8 +7,9 @@ dashboard reads two rollup tables instead (created by migration 4 in duckdb.py):
   `sensors`, and `total`), one row per key with its event count over the window
   `ts >= stats_state.window_start`, which trails the wall clock by 24 hours and a few seconds.
 - `stats_minutes`: events per (minute of `ts`, kind), for the whole history.
+- `stats_sensors`: each sensor's latest `ingest_ts`, for `/api/v1/sensors`.
 
-Both cover exactly the events with `rowid <= stats_state.folded_rowid`. The store writer
+All three cover exactly the events with `rowid <= stats_state.folded_rowid`. The store writer
 *folds* the newer events into them every few seconds (`fold`, in one transaction with the
 new `folded_rowid` and `window_start`), so appends stay plain appends. A reader takes one
 snapshot and corrects the rollups with the few raw events they do not cover: those after
@@ -107,6 +108,20 @@ def fold(con: duckdb.DuckDBPyConnection, now: datetime, lag: timedelta) -> int:
                 [oldest],
             )
             con.execute("DROP TABLE stats_minute_delta")
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE stats_sensor_delta AS SELECT sensor, max(ingest_ts) AS last_ingest_ts "
+                "FROM events WHERE rowid > ? AND rowid <= ? GROUP BY sensor",
+                [folded, latest],
+            )
+            con.execute(
+                "UPDATE stats_sensors SET last_ingest_ts = greatest(stats_sensors.last_ingest_ts, d.last_ingest_ts) "
+                "FROM stats_sensor_delta d WHERE stats_sensors.sensor = d.sensor"
+            )
+            con.execute(
+                "INSERT INTO stats_sensors SELECT sensor, last_ingest_ts FROM stats_sensor_delta d WHERE NOT EXISTS "
+                "(SELECT 1 FROM stats_sensors s WHERE s.sensor = d.sensor)"
+            )
+            con.execute("DROP TABLE stats_sensor_delta")
         con.execute("DROP TABLE stats_delta")
         con.execute("UPDATE stats_state SET folded_rowid = ?, window_start = ?", [latest, new_start])
         count = latest - folded  # rowids of an append-only table are dense
@@ -198,6 +213,27 @@ def _top(
         if complete or (len(ranked) == top_n and ranked[-1][1] > bound):
             return ranked
         limit *= 8
+
+
+def sensor_activity(con: duckdb.DuckDBPyConnection, hour_ago: datetime) -> list[tuple[str, datetime, int]]:
+    """(sensor, latest ingest_ts, events with ingest_ts >= hour_ago) of every sensor with events.
+
+    The latest ingest time comes from `stats_sensors` and the unfolded events; the hour's
+    count from the events themselves, which arrive in `ingest_ts` order, so DuckDB reads only
+    the last hour's row groups."""
+    con.begin()
+    try:
+        folded = con.execute("SELECT folded_rowid FROM stats_state").fetchall()[0][0]
+        rows = con.execute(
+            "WITH last AS (SELECT sensor, max(t) AS t FROM (SELECT sensor, last_ingest_ts AS t FROM stats_sensors "
+            "UNION ALL SELECT sensor, max(ingest_ts) FROM events WHERE rowid > ? GROUP BY sensor) GROUP BY sensor), "
+            "recent AS (SELECT sensor, count(*) AS n FROM events WHERE ingest_ts >= ? GROUP BY sensor) "
+            "SELECT last.sensor, last.t, coalesce(recent.n, 0) FROM last LEFT JOIN recent USING (sensor)",
+            [folded, hour_ago],
+        ).fetchall()
+    finally:
+        con.rollback()
+    return [(sensor, last, int(n)) for sensor, last, n in rows]
 
 
 def _item(dim: str, key: str, n: int, label: str | None) -> dict[str, Any]:

@@ -1,0 +1,38 @@
+"""events_for_replay: the latest events of the replay windows, in arrival order, at most `limit`."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from honeyatlas.event import Event
+from tests.store.test_stats_rollups import append_in_batches, make_event, make_store
+
+
+@pytest.mark.parametrize("limit", [0, 1, 37, 400, 10_000])
+async def test_replay_returns_the_latest_matching_events_in_arrival_order(tmp_path: Path, limit: int) -> None:
+    rng = random.Random(limit)
+    now = datetime.now(UTC).replace(microsecond=0)
+    events: list[Event] = []
+    for _ in range(1200):
+        event = make_event(rng, now - timedelta(seconds=rng.uniform(0, 10 * 86400)))
+        if rng.random() < 0.2:
+            event = msgspec.structs.replace(event, sha256=f"{rng.getrandbits(256):064x}")
+        events.append(event)
+    store = make_store(tmp_path / "e.duckdb")
+    await store.start()
+    try:
+        for i in range(0, len(events), 100):  # one batch at a time: arrival order is list order
+            await append_in_batches(store, events[i : i + 100], size=100)
+        got = await store.events_for_replay(window_seconds=3600, payload_window_seconds=3 * 86400, limit=limit)
+    finally:
+        await store.stop()
+    latest = max(e.ts for e in events)
+    wanted = [e for e in events if e.ts >= latest - timedelta(seconds=3600)
+              or (e.sha256 is not None and e.ts >= latest - timedelta(days=3))]
+    expected = wanted[len(wanted) - limit :] if limit else []
+    assert [e.id for e in got] == [e.id for e in expected]
