@@ -43,6 +43,7 @@ class StorageConfig(_Section):
     write_batch_max_events: PositiveInt = 100_000
     query_timeout_seconds: Seconds = 10.0
     stats_fold_interval_seconds: Annotated[float, Meta(ge=0.1, le=60)] = 5.0
+    checkpoint_threshold_mib: Annotated[int, Meta(ge=1, le=65536)] = 256
 
 
 class IngestConfig(_Section):

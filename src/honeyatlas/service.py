@@ -125,6 +125,7 @@ class Service:
             metrics=self.metrics,
             receipt_ttl_seconds=config.ingest.idempotency_ttl_seconds,
             stats_fold_interval_seconds=config.storage.stats_fold_interval_seconds,
+            checkpoint_threshold_mib=config.storage.checkpoint_threshold_mib,
         )
         live = config.live
         self.hub = LiveHub(
@@ -457,6 +458,7 @@ class Service:
         server = uvicorn.Server(
             uvicorn.Config(
                 self.app,
+                http="h11",  # measured: with httptools installed ("auto"), ingest fell 7,800 -> 6,600 events/s
                 ws="websockets-sansio",
                 ws_per_message_deflate=False,  # measured: deflate costs ~4x the CPU per frame
                 log_level="warning",

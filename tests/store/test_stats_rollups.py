@@ -261,3 +261,14 @@ async def test_a_store_of_schema_4_gains_the_sensor_rollup_from_its_folded_event
         await check(store, events, now)
     finally:
         await store.stop()
+
+
+async def test_the_checkpoint_threshold_is_the_configured_one(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "e.duckdb", max_pending_events=10, write_batch_max_events=10, metrics=Metrics(),
+                        checkpoint_threshold_mib=64)
+    await store.start()
+    try:
+        got = await store._snapshot(lambda c: c.execute("SELECT current_setting('checkpoint_threshold')").fetchall())
+        assert got == [("64.0 MiB",)]
+    finally:
+        await store.stop()
