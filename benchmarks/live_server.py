@@ -213,12 +213,12 @@ def top_own_time(collapsed: Path, limit: int = 10) -> list[tuple[str, float]]:
 
 
 def latency(ctx: Context) -> list[Figure]:
-    """POST to WebSocket receipt, per event, at 1,000 and 10,000 events/s (open loop)."""
+    """POST to WebSocket receipt, per event, at 1,000, 5,000 and 10,000 events/s (open loop)."""
     duration = ctx.size(15.0, 2.0)
     figures: list[Figure] = []
     server, token = ctx.server("latency")
     try:
-        for rate in (1000, 10000):
+        for rate in (1000, 5000, 10000):  # 5,000: below the ingest capacity, where the knee is
             tag = f"lt{rate}x"
             group = WorkerGroup()
             try:

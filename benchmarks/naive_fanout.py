@@ -27,12 +27,13 @@ async def main() -> None:
     async def handler(socket: ServerConnection) -> None:
         path = socket.request.path if socket.request else "/"
         if path == "/feed":
-            async for batch in socket:
-                for event in json.loads(batch):
-                    message = json.dumps({"type": "events", "events": [event]}, separators=(",", ":"))
-                    for client in list(clients):
-                        with contextlib.suppress(ConnectionClosed):
-                            await client.send(message)
+            with contextlib.suppress(ConnectionClosed):  # the feeder hangs up when the run ends
+                async for batch in socket:
+                    for event in json.loads(batch):
+                        message = json.dumps({"type": "events", "events": [event]}, separators=(",", ":"))
+                        for client in list(clients):
+                            with contextlib.suppress(ConnectionClosed):
+                                await client.send(message)
             return
         clients.add(socket)
         try:

@@ -78,7 +78,8 @@ _FINGERPRINT = re.compile(r"(?:[0-9a-fA-F]{2}:){15}[0-9a-fA-F]{2}|SHA256:[A-Za-z
 
 def _text(record: Record, key: str, notes: list[str]) -> Any:
     """The record's value for a text field, left for make_event to clean; None for containers."""
-    return get.text(record.get(key), key, notes)
+    value = record.get(key)
+    return value if value.__class__ is str else get.text(value, key, notes)
 
 
 def _address(record: Record, key: str, notes: list[str]) -> str | None:
@@ -86,7 +87,10 @@ def _address(record: Record, key: str, notes: list[str]) -> str | None:
 
 
 def _port(record: Record, key: str, notes: list[str]) -> int | None:
-    return get.port(record.get(key), key, notes)
+    value = record.get(key)
+    if value.__class__ is int and 0 <= value <= 65535:  # the common case, without two calls
+        return value  # type: ignore[no-any-return]
+    return get.port(value, key, notes)
 
 
 def _sha256(record: Record, notes: list[str]) -> str | None:

@@ -163,7 +163,7 @@ def make_event(
     multi-honeypot sensors (T-Pot). Unknown keyword names are a programming error.
     """
     notes = list(warnings) if warnings else []
-    honeypot, _ = clean_text(fields.pop("honeypot", None), FIELD_LIMITS["honeypot"])
+    honeypot = clean_text(fields.pop("honeypot"), FIELD_LIMITS["honeypot"])[0] if "honeypot" in fields else None
     cut: list[str] = []
     for name, value in fields.items():  # replacing values of existing keys: the dict keeps its size
         limit = _TEXT_LIMITS.get(name)
