@@ -109,7 +109,7 @@ def ingest(ctx: Context) -> list[Figure]:
     60 s: long enough for the store's write-ahead log to pass its checkpoint threshold
     (256 MiB: about 290,000 of these events, 925 bytes of log each) about twice at ~10,000
     events/s, so checkpoints are in the figure."""
-    duration = ctx.size(60.0, 2.0)
+    duration = ctx.size(60.0, 0.5)
     processes = ctx.size(2, 1)
     connections = ctx.size(8, 4)
     server, token = ctx.server("ingest")
@@ -117,7 +117,7 @@ def ingest(ctx: Context) -> list[Figure]:
     profiler = None
     try:
         group.spawn(receiver, [{"ws_url": server.ws_url, "clients": 1, "tag": "hs", "sample_every": 10**9,
-                                "listen_seconds": duration + ctx.size(3.0, 1.0)}])
+                                "listen_seconds": duration + ctx.size(3.0, 0.5)}])
         group.spawn(sender, [_sender_spec(server, token, mode="saturate", duration=duration, connections=connections,
                                           tag="hs", seed=100 + n) for n in range(processes)])
         group.wait_ready(processes + 1)
@@ -214,7 +214,7 @@ def top_own_time(collapsed: Path, limit: int = 10) -> list[tuple[str, float]]:
 
 def latency(ctx: Context) -> list[Figure]:
     """POST to WebSocket receipt, per event, at 1,000, 5,000 and 10,000 events/s (open loop)."""
-    duration = ctx.size(15.0, 2.0)
+    duration = ctx.size(15.0, 0.5)
     figures: list[Figure] = []
     server, token = ctx.server("latency")
     try:
@@ -223,7 +223,7 @@ def latency(ctx: Context) -> list[Figure]:
             group = WorkerGroup()
             try:
                 group.spawn(receiver, [{"ws_url": server.ws_url, "clients": 1, "tag": tag, "sample_every": 1,
-                                        "listen_seconds": duration + ctx.size(3.0, 1.0)}])
+                                        "listen_seconds": duration + ctx.size(3.0, 0.5)}])
                 group.spawn(sender, [_sender_spec(server, token, mode="paced", rate=rate, duration=duration,
                                                   connections=32, tag=tag, worker=0, seed=rate)])
                 group.wait_ready(2)
@@ -265,8 +265,8 @@ def fanout(ctx: Context) -> list[Figure]:
     """N live clients at 1,000 events/s: honeyatlas's hub, then the naive server, same receivers."""
     clients = ctx.size(1000, 20)
     rate = 1000
-    duration = ctx.size(15.0, 2.0)
-    grace = ctx.size(3.0, 1.5)
+    duration = ctx.size(15.0, 0.5)
+    grace = ctx.size(3.0, 0.5)
     receivers = ctx.size(2, 1)
     sample_every = ctx.size(20, 1)
     server, token = ctx.server("fanout")
@@ -358,7 +358,7 @@ ASSUMED_CAPACITY = 7_000.0
 
 def overload(ctx: Context) -> list[Figure]:
     """Offer 10x capacity open loop: refusals, memory, survival, time to recover."""
-    duration = ctx.size(15.0, 2.0)
+    duration = ctx.size(15.0, 0.5)
     processes = 2
     connections = ctx.size(512, 16)
     capacity = ctx.capacity_events_per_second or ASSUMED_CAPACITY
