@@ -4,9 +4,14 @@ What a first version of an ingest endpoint usually looks like: `http.server`'s t
 server reads the whole body, `json.loads` each line, runs the same cowrie adapter and GeoIP
 lookup as honeyatlas (so normalisation costs the same), then writes the request's events
 row by row (`executemany`) in one transaction under a lock, and answers after the commit.
-No token check, no dead letters, no live hub, no admission control: it never answers 429.
+No token check, no dead letters, no admission control: it never answers 429.
 
-Run: `python -m benchmarks.naive_ingest DATA_DIR` prints `naive ingest listening on http://127.0.0.1:PORT/`.
+With `--live WS_URL` (the naive fan-out server's `/feed`), each request's events then go to
+live clients the naive way: json.dumps of plain dicts, one WebSocket message per event per
+client (benchmarks/naive_fanout.py). That is the naive baseline of the latency benchmark.
+
+Run: `python -m benchmarks.naive_ingest DATA_DIR [--live WS_URL]` prints
+`naive ingest listening on http://127.0.0.1:PORT/`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from msgspec import to_builtins
+from msgspec.structs import replace
 
 from honeyatlas.adapters import RecordContext
 from honeyatlas.adapters.cowrie import adapt
@@ -45,7 +52,7 @@ def row(event: Event) -> tuple[Any, ...]:
     return tuple(values)
 
 
-def main(data_dir: Path) -> None:
+def main(data_dir: Path, live_url: str | None = None) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(data_dir / "naive.duckdb"))
     con.execute("CREATE TABLE IF NOT EXISTS events (" + ", ".join(f"{n} {t}" for n, t, _ in EVENT_COLUMNS) + ")")
@@ -55,6 +62,11 @@ def main(data_dir: Path) -> None:
                   centroids_path=BUNDLED_CENTROIDS, cache_size=100_000)
     geoip.open()
     geolocator = Geolocator(geoip, cache_size=100_000)
+    feed = None
+    if live_url is not None:
+        from websockets.sync.client import connect
+
+        feed = connect(live_url, compression=None, max_size=None)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, like the real server
@@ -74,6 +86,8 @@ def main(data_dir: Path) -> None:
                 cursor.executemany(insert, [row(e) for e in events])
                 cursor.commit()
                 cursor.close()
+                if feed is not None:
+                    feed.send(json.dumps([to_builtins(replace(e, raw=None)) for e in events]))
             answer = json.dumps({"accepted": len(events), "events": len(events)}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -102,4 +116,4 @@ def main(data_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), sys.argv[3] if sys.argv[2:3] == ["--live"] else None)
