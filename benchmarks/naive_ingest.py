@@ -16,6 +16,7 @@ Run: `python -m benchmarks.naive_ingest DATA_DIR [--live WS_URL]` prints
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
@@ -62,11 +63,12 @@ def main(data_dir: Path, live_url: str | None = None) -> None:
                   centroids_path=BUNDLED_CENTROIDS, cache_size=100_000)
     geoip.open()
     geolocator = Geolocator(geoip, cache_size=100_000)
+    resources = contextlib.ExitStack()
     feed = None
     if live_url is not None:
         from websockets.sync.client import connect
 
-        feed = connect(live_url, compression=None, max_size=None)
+        feed = resources.enter_context(connect(live_url, compression=None, max_size=None))
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, like the real server
@@ -112,6 +114,7 @@ def main(data_dir: Path, live_url: str | None = None) -> None:
         pass
     finally:
         server.server_close()
+        resources.close()
         con.close()
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import correlation, live_server, offline
+from benchmarks import correlation, live_server, offline, stages
 from benchmarks.harness import REPO, Context, Figure, git_commit, machine
 from benchmarks.records import save_json
 
@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "decode": offline.decode,
     "insert": offline.insert,
     "adapters": offline.adapters,
+    "stages": stages.stages,
     "ingest": live_server.ingest,
     "latency": live_server.latency,
     "fanout": live_server.fanout,

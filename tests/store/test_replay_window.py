@@ -36,3 +36,20 @@ async def test_replay_returns_the_latest_matching_events_in_arrival_order(tmp_pa
               or (e.sha256 is not None and e.ts >= latest - timedelta(days=3))]
     expected = wanted[len(wanted) - limit :] if limit else []
     assert [e.id for e in got] == [e.id for e in expected]
+
+
+async def test_replayed_events_leave_the_raw_record_behind(tmp_path: Path) -> None:
+    rng = random.Random(5)
+    now = datetime.now(UTC)
+    events = [msgspec.structs.replace(make_event(rng, now - timedelta(seconds=i)), raw='{"x": 1}') for i in range(50)]
+    store = make_store(tmp_path / "e.duckdb")
+    await store.start()
+    try:
+        await append_in_batches(store, events, size=50)
+        got = await store.events_for_replay(window_seconds=3600, payload_window_seconds=3600, limit=100)
+        stored = await store.recent_events(100)
+    finally:
+        await store.stop()
+    assert [e.id for e in got] == [e.id for e in events]  # arrival order
+    assert all(e.raw is None for e in got)
+    assert all(e.raw == '{"x": 1}' for e in stored)
