@@ -34,7 +34,7 @@ from honeyatlas.enrichment.geoip import (
     find_city_database,
 )
 from honeyatlas.errors import ConfigError, HoneyatlasError
-from honeyatlas.incident import IncidentStatus
+from honeyatlas.incident import Incident, IncidentStatus
 from honeyatlas.metrics import Metrics
 from honeyatlas.pipeline import Pipeline
 from honeyatlas.sinks.hub import SNAPSHOT_INCIDENTS, LiveHub
@@ -225,18 +225,23 @@ class Service:
     async def _rebuild_correlation(self, correlator: Correlator) -> None:
         started = time.monotonic()
         recent, payloads = correlator.replay_windows()
-        events = await self.store.events_for_replay(
+        produced: dict[str, Incident] = {}
+        count = 0
+        # In chunks: the whole replay at once (200,000 events by default) left a server
+        # started on a big store at ~1 GiB RSS.
+        async for chunk in self.store.events_for_replay(
             window_seconds=recent, payload_window_seconds=payloads, limit=self.config.correlation.replay_max_events
-        )
+        ):
+            count += len(chunk)
+            produced.update(await asyncio.to_thread(correlator.replay, chunk))
         stored_open = await self.store.query_incidents(
             IncidentQuery(status=IncidentStatus.OPEN, limit=self.config.correlation.max_open_incidents)
         )
-        if not events and not stored_open:
+        if not produced and not stored_open:
             return
-        incidents = await asyncio.to_thread(correlator.rebuild, events, stored_open)
-        await self.store.append([], [], None, incidents)
+        await self.store.append([], [], None, correlator.end_rebuild(produced, stored_open))
         log.info("correlation state rebuilt from %d stored events in %.1f s (%d incidents open)",
-                 len(events), time.monotonic() - started, correlator.open_incidents)
+                 count, time.monotonic() - started, correlator.open_incidents)
 
     @staticmethod
     def _listen_addresses(key: str, texts: list[str], transports: tuple[str, ...]) -> list[ListenAddress]:

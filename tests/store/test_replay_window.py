@@ -10,11 +10,19 @@ import msgspec
 import pytest
 
 from honeyatlas.event import Event
+from honeyatlas.store.duckdb import DuckDBStore
 from tests.store.test_stats_rollups import append_in_batches, make_event, make_store
 
 
-@pytest.mark.parametrize("limit", [0, 1, 37, 400, 10_000])
-async def test_replay_returns_the_latest_matching_events_in_arrival_order(tmp_path: Path, limit: int) -> None:
+async def replayed(store: DuckDBStore, chunk_events: int = 20_000, **windows: float) -> list[Event]:
+    chunks = [chunk async for chunk in store.events_for_replay(chunk_events=chunk_events, **windows)]  # type: ignore[arg-type]
+    assert all(0 < len(chunk) <= chunk_events for chunk in chunks)
+    return [event for chunk in chunks for event in chunk]
+
+
+@pytest.mark.parametrize(("limit", "chunk_events"), [(0, 10), (1, 10), (37, 10), (400, 7), (400, 400), (10_000, 100)])
+async def test_replay_returns_the_latest_matching_events_in_arrival_order(tmp_path: Path, limit: int,
+                                                                          chunk_events: int) -> None:
     rng = random.Random(limit)
     now = datetime.now(UTC).replace(microsecond=0)
     events: list[Event] = []
@@ -28,7 +36,7 @@ async def test_replay_returns_the_latest_matching_events_in_arrival_order(tmp_pa
     try:
         for i in range(0, len(events), 100):  # one batch at a time: arrival order is list order
             await append_in_batches(store, events[i : i + 100], size=100)
-        got = await store.events_for_replay(window_seconds=3600, payload_window_seconds=3 * 86400, limit=limit)
+        got = await replayed(store, chunk_events, window_seconds=3600, payload_window_seconds=3 * 86400, limit=limit)
     finally:
         await store.stop()
     latest = max(e.ts for e in events)
@@ -46,7 +54,7 @@ async def test_replayed_events_leave_the_raw_record_behind(tmp_path: Path) -> No
     await store.start()
     try:
         await append_in_batches(store, events, size=50)
-        got = await store.events_for_replay(window_seconds=3600, payload_window_seconds=3600, limit=100)
+        got = await replayed(store, window_seconds=3600, payload_window_seconds=3600, limit=100)
         stored = await store.recent_events(100)
     finally:
         await store.stop()

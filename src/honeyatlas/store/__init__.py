@@ -8,6 +8,7 @@ command) must be able to change it at once, which DuckDB's single-writer file lo
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -94,8 +95,8 @@ class Store(Protocol):
 
     async def query_events(self, query: EventQuery) -> list[Event]: ...
 
-    async def events_for_replay(self, *, window_seconds: float, payload_window_seconds: float,
-                                limit: int) -> list[Event]: ...
+    def events_for_replay(self, *, window_seconds: float, payload_window_seconds: float, limit: int,
+                          chunk_events: int = 20_000) -> AsyncIterator[list[Event]]: ...
 
     async def summary(self, now: datetime, top_n: int) -> dict[str, Any]: ...
 

@@ -133,7 +133,17 @@ class Correlator:
         to store: those the replay produced (same ids as before when their whole history was
         replayed) and the stored open ones it did not reproduce, now closed, so no incident
         stays open forever because its state was lost."""
-        produced = latest_by_id(self.observe(events))
+        return self.end_rebuild(self.replay(events), stored_open)
+
+    def replay(self, events: Iterable[Event]) -> dict[str, Incident]:
+        """One part of a rebuild: observe stored events; the latest state of each incident they
+        produced. Parts go in arrival order; merge their results in that order."""
+        return latest_by_id(self.observe(events))
+
+    def end_rebuild(self, produced: dict[str, Incident], stored_open: list[Incident]) -> list[Incident]:
+        """The end of a rebuild: what the replay produced, plus the stored open incidents it
+        did not reproduce, now closed."""
+        produced = dict(produced)
         for incident in stored_open:
             if incident.id not in produced and incident.id not in self._open:
                 produced[incident.id] = msgspec.structs.replace(incident, status=IncidentStatus.CLOSED)
