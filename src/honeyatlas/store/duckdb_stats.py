@@ -1,7 +1,7 @@
 """Dashboard statistics on the DuckDB store: the summary and the histogram, from rollups.
 
 Scanning every event of the last 24 hours costs about a second at 10 million events, so the
-dashboard reads two rollup tables instead (created by migration 4 in duckdb.py):
+dashboard reads rollup tables instead (created by migrations 4 and 5 in duckdb.py):
 
 - `stats_window`: for each dimension of the summary (`countries`, `asns`, `ips`, `ports`,
   `sensors`, and `total`), one row per key with its event count over the window
