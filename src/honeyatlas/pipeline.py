@@ -10,7 +10,6 @@ counted: received, accepted, rejected (by reason), never silently lost.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -32,9 +31,6 @@ from honeyatlas.transforms.dedupe import SessionDeduplicator
 from honeyatlas.transforms.geolocate import Geolocator
 
 log = logging.getLogger(__name__)
-# A batch gives the event loop back this often while it is adapted (~2 ms of work), so
-# requests that are only to be refused are not kept waiting behind a 100,000-record batch.
-YIELD_EVERY_RECORDS = 20
 
 
 class RawRecord(msgspec.Struct, frozen=True):
@@ -137,9 +133,7 @@ class Pipeline:
         ignored: list[Rejection] = []
         warned = duplicates = 0
         self._metrics.inc("honeyatlas_records_received_total", len(records), source=source, format=fmt)
-        for position, record in enumerate(records):
-            if position and position % YIELD_EVERY_RECORDS == 0:
-                await asyncio.sleep(0)  # let the loop answer others (a 429 should not wait for this batch)
+        for record in records:
             reason = record.error
             produced: list[Event] = []
             used = fmt
