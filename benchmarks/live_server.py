@@ -233,8 +233,8 @@ def latency(ctx: Context) -> list[Figure]:
     fanout_proc, fanout_url = _start_naive()
     naive_server = None
     try:
-        naive_server = NaiveIngest(ctx.workdir / "naive-latency", live_url=fanout_url.replace("http", "ws") + "feed")
-        naive = _latency_run(naive_server.pid, fanout_url.replace("http", "ws") + "api/v1/live", duration, grace,
+        naive_server = NaiveIngest(ctx.workdir / "naive-latency", live_url=fanout_url + "feed")
+        naive = _latency_run(naive_server.pid, fanout_url + "api/v1/live", duration, grace,
                              _sender_spec(naive_server, "", mode="paced", rate=naive_rate, duration=duration,
                                           connections=32, tag="ltnaive", worker=0, seed=naive_rate), "ltnaive")
     finally:

@@ -29,9 +29,9 @@ import duckdb
 from msgspec import to_builtins
 from msgspec.structs import replace
 
+from benchmarks.records import bundled_geoip
 from honeyatlas.adapters import RecordContext
 from honeyatlas.adapters.cowrie import adapt
-from honeyatlas.enrichment.geoip import BUNDLED_ASN_DB, BUNDLED_CENTROIDS, BUNDLED_COUNTRY_DB, GeoIP
 from honeyatlas.enrichment.sensors import Sensor
 from honeyatlas.event import Event
 from honeyatlas.store.duckdb import EVENT_COLUMNS
@@ -59,9 +59,7 @@ def main(data_dir: Path, live_url: str | None = None) -> None:
     con.execute("CREATE TABLE IF NOT EXISTS events (" + ", ".join(f"{n} {t}" for n, t, _ in EVENT_COLUMNS) + ")")
     insert = f"INSERT INTO events VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})"
     lock = threading.Lock()
-    geoip = GeoIP(city_path=None, country_path=BUNDLED_COUNTRY_DB, asn_path=BUNDLED_ASN_DB,
-                  centroids_path=BUNDLED_CENTROIDS, cache_size=100_000)
-    geoip.open()
+    geoip = bundled_geoip()
     geolocator = Geolocator(geoip, cache_size=100_000)
     resources = contextlib.ExitStack()
     feed = None

@@ -120,17 +120,25 @@ def record_context(raw: str = "") -> Any:
     return RecordContext(sensor="bench", honeypot="cowrie", received=datetime.now(UTC), timezone=UTC, raw=raw)
 
 
+def bundled_geoip(cache_size: int = 100_000) -> Any:
+    """The GeoIP lookups `serve` uses with no city database: the bundled country and ASN
+    tables and centroids. Opened; the caller closes it."""
+    from honeyatlas.enrichment.geoip import BUNDLED_ASN_DB, BUNDLED_CENTROIDS, BUNDLED_COUNTRY_DB, GeoIP
+
+    geoip = GeoIP(city_path=None, country_path=BUNDLED_COUNTRY_DB, asn_path=BUNDLED_ASN_DB,
+                  centroids_path=BUNDLED_CENTROIDS, cache_size=cache_size)
+    geoip.open()
+    return geoip
+
+
 def geolocated_events(count: int) -> list[Any]:
     """`count` Events as the pipeline would store them: cowrie adapter, then geolocate."""
-    from honeyatlas.enrichment.geoip import BUNDLED_ASN_DB, BUNDLED_CENTROIDS, BUNDLED_COUNTRY_DB, GeoIP
     from honeyatlas.enrichment.sensors import Sensor
     from honeyatlas.transforms.geolocate import Geolocator
 
     adapters, _ = load_adapters_one_by_one()
     cowrie = adapters["cowrie"]
-    geoip = GeoIP(city_path=None, country_path=BUNDLED_COUNTRY_DB, asn_path=BUNDLED_ASN_DB,
-                  centroids_path=BUNDLED_CENTROIDS, cache_size=100_000)
-    geoip.open()
+    geoip = bundled_geoip()
     try:
         geolocator = Geolocator(geoip, cache_size=100_000)
         sensor = Sensor(name="bench", honeypot="cowrie", lat=50.11, lon=8.68)

@@ -19,16 +19,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from benchmarks.harness import Context, Figure
-from benchmarks.records import BATCH, Batches, load_adapters_one_by_one
+from benchmarks.records import BATCH, Batches, bundled_geoip, load_adapters_one_by_one
 
 BUDGET_US = 1e6 / 50_000  # the ingest target, one core
 
 
 def stages(ctx: Context) -> list[Figure]:
     from honeyatlas.adapters import RecordContext
-    from honeyatlas.cli import _GC_THRESHOLDS
+    from honeyatlas.cli import GC_THRESHOLDS
     from honeyatlas.config import Config
-    from honeyatlas.enrichment.geoip import BUNDLED_ASN_DB, BUNDLED_CENTROIDS, BUNDLED_COUNTRY_DB, GeoIP
     from honeyatlas.enrichment.sensors import Sensor
     from honeyatlas.metrics import Metrics
     from honeyatlas.sinks.hub import LiveHub
@@ -42,9 +41,7 @@ def stages(ctx: Context) -> list[Figure]:
     lines = [line for body in Batches().prebuilt(count // BATCH, "st") for line in body.splitlines()]
     cowrie = load_adapters_one_by_one()[0]["cowrie"]
     config = Config()
-    geoip = GeoIP(city_path=None, country_path=BUNDLED_COUNTRY_DB, asn_path=BUNDLED_ASN_DB,
-                  centroids_path=BUNDLED_CENTROIDS, cache_size=config.geoip.cache_size)
-    geoip.open()
+    geoip = bundled_geoip(config.geoip.cache_size)
     geolocator = Geolocator(geoip, cache_size=config.geoip.cache_size)
     sensor = Sensor(name="bench", honeypot="cowrie", lat=50.11, lon=8.68)
     received = datetime.now(UTC)
@@ -89,7 +86,7 @@ def stages(ctx: Context) -> list[Figure]:
 
     thresholds = gc.get_threshold()
     gc.freeze()
-    gc.set_threshold(*_GC_THRESHOLDS)
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         for _ in range(ctx.size(5, 1)):
             rounds.append(one_round())

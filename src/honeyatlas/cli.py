@@ -117,14 +117,14 @@ def config_from(args: argparse.Namespace) -> Config:
 # The server holds a large long-lived heap (GeoIP and dedupe caches, correlation state) and
 # allocates short-lived containers by the million: at CPython's default gen0 threshold (700)
 # the collector rescans the survivors every few records. See docs/performance.md.
-_GC_THRESHOLDS = (50_000, 20, 100)
+GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def _tune_gc() -> None:
     """Once the service is up: what start-up allocated is never collected again (freeze), and
     collections run 70x less often."""
     gc.freeze()
-    gc.set_threshold(*_GC_THRESHOLDS)
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _serve(config: Config) -> int:
