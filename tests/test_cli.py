@@ -48,6 +48,19 @@ def test_sensor_add_list_revoke(tmp_path: Path) -> None:
 def test_bad_location_is_one_clear_line(tmp_path: Path) -> None:
     bad = run("sensor", "add", "x", "--honeypot", "cowrie", "--location", "north", data_dir=tmp_path)
     assert bad.returncode == 2 and "LAT,LON" in bad.stderr
+    for value in ("-33.87", "-91,0", "12,-181"):
+        bad = run("sensor", "add", "x", "--honeypot", "cowrie", "--location", value, data_dir=tmp_path)
+        error = bad.stderr.splitlines()[-1]
+        assert bad.returncode == 2 and "expected LAT,LON" in error and value in error, bad.stderr
+
+
+def test_negative_location_in_the_plain_form(tmp_path: Path) -> None:
+    """South of the equator and west of Greenwich, written as anyone would: no `=` needed."""
+    for name, value in (("syd-01", "-33.87,151.21"), ("nyc-01", "40.71,-74.01"), ("lim-01", "-12.05,-77.04")):
+        added = run("sensor", "add", name, "--honeypot", "cowrie", "--location", value, data_dir=tmp_path)
+        assert added.returncode == 0, added.stderr
+    listed = {s["name"]: (s["lat"], s["lon"]) for s in json.loads(run("sensor", "list", "--json", data_dir=tmp_path).stdout)}
+    assert listed == {"syd-01": (-33.87, 151.21), "nyc-01": (40.71, -74.01), "lim-01": (-12.05, -77.04)}
 
 
 def test_serve_prints_url_and_answers_while_sensor_cli_works(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import gc
 import json
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -27,14 +28,30 @@ from honeyatlas.service import ImportProgress, Service, registry_for
 from honeyatlas.sources import simulate
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that takes any word starting with `-` and a digit (`-33.87,151.21`,
+    `-1e3`, `-.5`) as a value, not as an unknown option.
+
+    argparse's own rule only knows plain negative numbers, so `--location -33.87,151.21` (every
+    sensor south of the equator or west of Greenwich) was "expected one argument". None of our
+    options is spelled like a number, so nothing is lost; Python 3.13 uses this same rule.
+    Subcommand parsers inherit the class (add_subparsers uses type(parent)).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
+
+
 def _location(text: str) -> tuple[float, float]:
+    form = "expected LAT,LON in decimal degrees such as 50.11,8.68 or -33.87,151.21"
     try:
         lat_text, lon_text = text.split(",", 1)
         lat, lon = float(lat_text), float(lon_text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LAT,LON such as 50.11,8.68, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"{form}, got {text!r}") from None
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise argparse.ArgumentTypeError("latitude must be within -90..90 and longitude within -180..180")
+        raise argparse.ArgumentTypeError(f"{form}: latitude within -90..90, longitude within -180..180, got {text!r}")
     return lat, lon
 
 
@@ -44,7 +61,7 @@ def _state_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="honeyatlas", description="Honeypot-driven threat map.")
+    parser = _Parser(prog="honeyatlas", description="Honeypot-driven threat map.")
     parser.add_argument("--version", action="version", version=f"honeyatlas {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
