@@ -76,3 +76,18 @@ def test_format_by_name_and_by_auto_match_golden(shared_server: RunningServer, f
     assert golden.is_file(), f"{golden} is missing"
     expected = [json.loads(line) for line in golden.read_text().splitlines() if line.strip()]
     assert signature(named_events) == signature(expected)
+
+
+def test_tpot_record_without_logstash_additions_by_auto(shared_server: RunningServer) -> None:
+    """A T-Pot Heralding login with neither `@timestamp` nor `t-pot_*` fields: `auto` takes it
+    as `/tpot` does (it was "format not recognised")."""
+    record = {"type": "Heralding", "src_ip": "198.51.100.23", "src_port": 40122, "dest_ip": "172.20.0.5",
+              "dest_port": 21, "protocol": "ftp", "username": "admin", "password": "admin123"}
+    body = json.dumps(record).encode()
+    named, named_events = ingest(shared_server, "heralding-named", "tpot", body)
+    auto, auto_events = ingest(shared_server, "heralding-auto", "auto", body)
+    assert auto["accepted"] == named["accepted"] == 1, auto["rejected"]
+    assert signature(auto_events) == signature(named_events)
+    (event,) = auto_events
+    assert (event["kind"], event["honeypot"], event["dst_port"], event["username"]) == (
+        "login_attempt", "heralding", 21, "admin")

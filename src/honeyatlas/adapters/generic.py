@@ -75,8 +75,9 @@ Decisions worth knowing:
   ignored: honeyatlas locates addresses itself, with one database for every source.
 - `detect` is deliberately narrow (priority 200 and 210, after every specific format, as
   many formats have a `src_ip`): T-Pot needs `type` and either a `t-pot_*` field or
-  both `src_ip` and `@timestamp`; ECS needs `@timestamp`, no `src_ip`, and one of ecs.version,
-  event.category, event.kind or source.ip.
+  `src_ip` with `@timestamp`, `dest_ip` or `dest_port` (an export without logstash's
+  additions, such as a bare Heralding login, is still T-Pot's shape); ECS needs
+  `@timestamp`, no `src_ip`, and one of ecs.version, event.category, event.kind or source.ip.
 - The sensor is always the authenticated `ctx.sensor`; T-Pot's `t-pot_hostname` and ECS's
   `observer.name` are dropped.
 
@@ -294,12 +295,16 @@ def adapt_ecs(record: Any, ctx: RecordContext) -> list[Event]:
     return _build(ctx, _ecs_kind(record, fields), outcome, {**fields, "honeypot": honeypot}, notes)
 
 
+# Beside src_ip, any one of these marks T-Pot: logstash's time or T-Pot's spelling of the destination.
+_TPOT_COMPANIONS = ("@timestamp", "dest_ip", "dest_port")
+
+
 def detect_tpot(record: Any) -> bool:
     return (
         isinstance(record, dict)
         and isinstance(record.get("type"), str)
         and (
-            ("src_ip" in record and "@timestamp" in record)
+            ("src_ip" in record and any(key in record for key in _TPOT_COMPANIONS))
             or any(isinstance(key, str) and key.startswith("t-pot_") for key in record)
         )
     )
