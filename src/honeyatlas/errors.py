@@ -8,6 +8,10 @@
      +-- StoreError           the store cannot be opened, migrated or written
      +-- RegistryError        the sensor registry refused an operation (unknown or duplicate sensor)
      +-- PipelineFull         admission refused because the pipeline is at capacity
+     +-- BusError             the bus (NATS JetStream) is unreachable, timed out or refused a
+          |                   message for another reason than its limits (ingest answers 503)
+          +-- BusFull         the stream is at its limits and refused a new batch (ingest
+                              answers 429; nothing already in the stream is dropped)
 """
 
 from __future__ import annotations
@@ -52,3 +56,13 @@ class PipelineFull(HoneyatlasError):
     def __init__(self, retry_after_seconds: int) -> None:
         super().__init__(f"pipeline full, retry after {retry_after_seconds} s")
         self.retry_after_seconds = retry_after_seconds
+
+
+class BusError(HoneyatlasError):
+    """The bus could not take or give a message; the message says what to check."""
+
+
+class BusFull(BusError):
+    def __init__(self, stream: str, detail: str) -> None:
+        super().__init__(f"bus stream {stream} is full ({detail}); retry later or raise bus.stream_max_*")
+        self.stream = stream
