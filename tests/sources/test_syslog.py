@@ -493,7 +493,7 @@ def test_tcp_backpressure_blocks_the_sender_and_loses_nothing(server: RunningSer
 def test_udp_drops_and_counts_when_the_pipeline_is_full(server: RunningServer) -> None:
     server.add_sensor("bp-udp")
     gate = GatedPipeline(server)
-    dropped = lambda: counter(server, "honeyatlas_events_dropped_total", component="syslog", reason="pipeline_full")  # noqa: E731
+    dropped = lambda: counter(server, "honeyatlas_records_dropped_total", source="syslog", reason="pipeline_full")  # noqa: E731
     before = dropped()
     with listening(server, "udp:127.0.0.1:0", pipeline=gate) as bound:
         send_udp(bound, [rfc3164("bp-udp", LOGIN_FAILED_CEF)] * 20)

@@ -16,8 +16,9 @@ sensor and anyone who can reach the port could fill the store with them.
 Delivery, per transport:
 - UDP: best-effort. No acknowledgement; the kernel drops datagrams when its buffer is full.
   Inside honeyatlas a bounded queue holds datagrams until the pipeline takes them; when the
-  queue or the pipeline is full the messages are dropped and counted
-  (`honeyatlas_events_dropped_total{component="syslog",reason="queue_full"|"pipeline_full"}`).
+  queue or the pipeline is full the messages are dropped and counted as records, as they
+  were not adapted yet (`honeyatlas_records_dropped_total{source="syslog",
+  reason="queue_full"|"pipeline_full"}`).
 - TCP and TLS: no loss under load, no acknowledgement. When the pipeline is full the
   listener stops reading that connection, so TCP flow control slows the sender instead of
   dropping. But syslog has no application acknowledgement: on a crash or restart what was
@@ -249,7 +250,7 @@ class SyslogListener:
         self._metrics.inc("honeyatlas_requests_refused_total", count, source=SOURCE, reason=reason)
 
     def _drop(self, reason: str, count: int) -> None:
-        self._metrics.inc("honeyatlas_events_dropped_total", count, component=SOURCE, reason=reason)
+        self._metrics.inc("honeyatlas_records_dropped_total", count, source=SOURCE, reason=reason)
 
     def _warn(self, text: str, *args: object) -> None:
         """A warning at most once a minute per listener: senders can repeat a mistake fast."""
