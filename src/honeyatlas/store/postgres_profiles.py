@@ -1,0 +1,187 @@
+"""PostgreSQL queries behind incidents, attacker and malware profiles and the IoC feed.
+
+The same answers as duckdb_profiles.py, in PostgreSQL's dialect: each function takes a
+`read(sql, params)` coroutine (the store runs a profile's statements in one snapshot) and
+returns values from `honeyatlas.incident` / `honeyatlas.profile`. Lists are aggregated as
+JSON (`json_agg`, decoded by the driver); timestamps are read as columns, never through JSON.
+What must not live here: DDL, writes, and rules that decide what an attacker is (profile.classify).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from honeyatlas.incident import Incident, IncidentKind, doubling_seconds
+from honeyatlas.profile import (
+    ActivityCounts,
+    AttackerProfile,
+    AttackerSummary,
+    Count,
+    Credential,
+    CurvePoint,
+    IncidentRef,
+    MalwareProfile,
+    Sighting,
+    classify,
+)
+from honeyatlas.store import IncidentQuery
+
+Read = Callable[[str, Any], Awaitable[list[tuple[Any, ...]]]]
+
+_incident_decoder = msgspec.json.Decoder(Incident)
+_SCANS = (str(IncidentKind.HORIZONTAL_SCAN), str(IncidentKind.VERTICAL_SCAN))
+# Sources that must never leave in a shared feed: labs, NAT artefacts, the demo.
+_NOT_SHARED = "ARRAY['loopback_source', 'private_source', 'reserved_source', 'demo']::text[]"
+# What `classify` needs, in this order: failed, succeeded, files, ports, sensors.
+_COUNTS_SQL = ", ".join((
+    "count(*) FILTER (WHERE kind = 'login_attempt' AND outcome = 'failure')",
+    "count(*) FILTER (WHERE kind = 'login_attempt' AND outcome = 'success')",
+    "count(*) FILTER (WHERE kind IN ('file_download', 'file_upload') OR sha256 IS NOT NULL)",
+    "count(DISTINCT dst_port)",
+    "count(DISTINCT sensor)",
+))
+
+
+def _latest(column: str) -> str:
+    """The latest non-null value of a column over the grouped rows (DuckDB's arg_max)."""
+    return f"(array_agg({column} ORDER BY ts DESC) FILTER (WHERE {column} IS NOT NULL))[1]"
+
+
+def _top(column: str) -> str:
+    """A most-frequent-first JSON list of {value, count} over the materialised rows `a`."""
+    return (
+        "(SELECT json_agg(json_build_object('value', v, 'count', n) ORDER BY n DESC, v) FROM "
+        f"(SELECT {column} AS v, count(*) AS n FROM a WHERE {column} IS NOT NULL GROUP BY 1 "
+        "ORDER BY n DESC, 1 LIMIT %(limit)s) t)"
+    )
+
+
+def _counts(items: list[dict[str, Any]] | None) -> list[Count]:
+    return [Count(item["value"], item["count"]) for item in items or []]
+
+
+async def query_incidents(read: Read, query: IncidentQuery) -> list[Incident]:
+    where, params = [], []
+    for column, value in (("kind", query.kind), ("status", query.status)):
+        if value is not None:
+            where.append(f"{column} = %s")
+            params.append(str(value))
+    if query.since is not None:
+        where.append("last_seen >= %s")
+        params.append(query.since)
+    if query.until is not None:
+        where.append("opened_at < %s")
+        params.append(query.until)
+    if query.source is not None:
+        where.append("(key = %s OR sources @> ARRAY[%s]::text[])")
+        params.extend([query.source, query.source])
+    sql = "SELECT body FROM incidents"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY last_seen DESC, id LIMIT %s"
+    params.append(query.limit)
+    return [_incident_decoder.decode(row[0]) for row in await read(sql, params)]
+
+
+async def get_incident(read: Read, incident_id: str) -> Incident | None:
+    rows = await read("SELECT body FROM incidents WHERE id = %s", [incident_id])
+    return _incident_decoder.decode(rows[0][0]) if rows else None
+
+
+async def _incident_refs(read: Read, where: str, params: list[Any]) -> list[IncidentRef]:
+    rows = await read(f"SELECT id, kind, status, opened_at FROM incidents WHERE {where} "
+                      "ORDER BY opened_at DESC LIMIT 200", params)
+    return [IncidentRef(id=i, kind=k, status=s, opened_at=t) for i, k, s, t in rows]
+
+
+async def attacker_profile(read: Read, ip: str, limit: int) -> AttackerProfile | None:
+    rows = await read(
+        "WITH a AS MATERIALIZED (SELECT ts, sensor, kind, outcome, dst_port, protocol, username, password, "
+        "command, url, sha256, src_country, src_city, src_asn, src_org FROM events WHERE src_ip = %(ip)s) "
+        f"SELECT min(ts), max(ts), count(*), {_latest('src_country')}, {_latest('src_city')}, "
+        f"{_latest('src_asn')}, {_latest('src_org')}, {_COUNTS_SQL}, "
+        "(SELECT json_agg(DISTINCT sensor ORDER BY sensor) FROM a), "
+        f"{_top('dst_port')}, {_top('protocol')}, "
+        "(SELECT json_agg(json_build_object('username', username, 'password', password, 'attempts', n, "
+        "'succeeded', ok) ORDER BY n DESC, username, password) FROM (SELECT username, password, count(*) AS n, "
+        "bool_or(outcome = 'success') AS ok FROM a WHERE kind = 'login_attempt' "
+        "AND (username IS NOT NULL OR password IS NOT NULL) GROUP BY 1, 2 ORDER BY n DESC, 1, 2 LIMIT %(limit)s) c), "
+        f"{_top('command')}, {_top('url')}, {_top('sha256')} FROM a",
+        {"ip": ip, "limit": limit},
+    )
+    if not rows or not rows[0][2]:
+        return None
+    (first, last, n, country, city, asn, org, failed, succeeded, files, ports, sensor_count,
+     sensors, port_counts, protocols, credentials, commands, urls, digests) = rows[0]
+    incidents = await _incident_refs(read, "key = %s OR sources @> ARRAY[%s]::text[]", [ip, ip])
+    counts = ActivityCounts(
+        failed_logins=failed, successful_logins=succeeded, files=files, ports=ports, sensors=sensor_count,
+        scan_incidents=sum(1 for i in incidents if i.kind in _SCANS),
+    )
+    return AttackerProfile(
+        ip=ip, first_seen=first, last_seen=last, event_count=n, sensor_count=len(sensors or []),
+        sensors=sensors or [], ports=_counts(port_counts), protocols=_counts(protocols),
+        credentials=[Credential(**c) for c in credentials or []], commands=_counts(commands), urls=_counts(urls),
+        sha256=_counts(digests), country=country, city=city, asn=asn, org=org,
+        incidents=incidents, classification=classify(counts), counts=counts,
+    )
+
+
+async def malware_profile(read: Read, sha256: str, limit: int) -> MalwareProfile | None:
+    rows = await read(
+        "WITH a AS MATERIALIZED (SELECT ts, sensor, src_ip, url, md5 FROM events WHERE sha256 = %(sha256)s) "
+        "SELECT min(ts), max(ts), count(*), count(DISTINCT src_ip), "
+        "(SELECT json_agg(DISTINCT md5 ORDER BY md5) FROM a WHERE md5 IS NOT NULL), "
+        f"{_top('src_ip')}, {_top('url')} FROM a",
+        {"sha256": sha256, "limit": limit},
+    )
+    if not rows or not rows[0][2]:
+        return None
+    first, last, n, source_count, md5s, sources, urls = rows[0]
+    spread = [
+        Sighting(sensor=sensor, first_seen=f, last_seen=lt, sources=s, events=e)
+        for sensor, f, lt, s, e in await read(
+            "SELECT sensor, min(ts) AS f, max(ts), count(DISTINCT src_ip), count(*) FROM events "
+            "WHERE sha256 = %s GROUP BY sensor ORDER BY f, sensor", [sha256])
+    ]
+    return MalwareProfile(
+        sha256=sha256, md5=md5s or [], first_seen=first, last_seen=last, event_count=n, source_count=source_count,
+        sources=_counts(sources), sightings=spread,
+        curve=[CurvePoint(s.first_seen, i) for i, s in enumerate(spread, start=1)],
+        doubling_seconds=doubling_seconds([s.first_seen for s in spread]), urls=_counts(urls),
+        incidents=await _incident_refs(read, "kind = 'epidemic' AND key = %s", [sha256]),
+    )
+
+
+async def attacker_summaries(
+    read: Read, *, since: datetime, until: datetime, min_sensors: int, limit: int
+) -> list[AttackerSummary]:
+    """The IoC feed: public attacker addresses active in [since, until), most active first."""
+    rows = await read(
+        f"SELECT src_ip, min(ts), max(ts), count(*), {_latest('src_country')}, {_latest('src_asn')}, {_COUNTS_SQL} "
+        f"FROM events WHERE ts >= %s AND ts < %s AND src_ip IS NOT NULL AND NOT flags && {_NOT_SHARED} "
+        "GROUP BY src_ip HAVING count(DISTINCT sensor) >= %s ORDER BY count(*) DESC, src_ip LIMIT %s",
+        [since, until, min_sensors, limit],
+    )
+    kinds: dict[str, set[str]] = {}
+    if rows:
+        for ip, kind in await read(
+            "SELECT DISTINCT s.ip, i.kind FROM incidents i, unnest(i.sources) AS s(ip) "
+            "WHERE i.last_seen >= %s AND i.opened_at < %s AND s.ip = ANY(%s)",
+            [since, until, [row[0] for row in rows]],
+        ):
+            kinds.setdefault(ip, set()).add(kind)
+    found = []
+    for ip, first, last, n, country, asn, failed, succeeded, files, ports, sensors in rows:
+        seen_in = kinds.get(ip, set())
+        roles = classify(ActivityCounts(failed_logins=failed, successful_logins=succeeded, files=files, ports=ports,
+                                        sensors=sensors, scan_incidents=len(seen_in & set(_SCANS))))
+        found.append(AttackerSummary(
+            ip=ip, first_seen=first, last_seen=last, event_count=n, sensor_count=sensors,
+            country=country, asn=asn, tags=[*map(str, roles), *sorted(seen_in)],
+        ))
+    return found

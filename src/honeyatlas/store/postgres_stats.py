@@ -1,0 +1,151 @@
+"""Dashboard statistics on the PostgreSQL store: rollups written with the events, read exactly.
+
+The rollups are kept per time bucket, so a retention run that drops a day of events drops
+that day's buckets and every answer stays exact for what remains:
+
+- `stats_minutes (minute, kind, shard, n)`: the histogram and the 1 m / 1 h / 24 h counts;
+- `stats_hours (dim, hour, key, shard, label, n)`: the summary's top-N dimensions
+  (duckdb_stats.TOP_DIMENSIONS), `label` being an ASN's organisation;
+- `stats_sensors (sensor, shard, last_ingest_ts)`: each sensor's latest arrival.
+
+INSERT_EVENTS inserts a staged batch and updates all three from the rows actually inserted
+(`RETURNING`), in one statement and so in the writer's transaction: a redelivered event is
+neither stored nor counted twice. Rows are upserted in key order, and each writer has its
+own `shard`, so writers never wait on each other's rollup rows.
+
+A reader asks for `since <= ts < until`: whole buckets inside come from a rollup, the
+partial buckets at both edges from the raw events (through the `ts` primary key).
+
+What must not live here: DDL (postgres_schema.py), the writer's queue (postgres.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from honeyatlas.store import Counts, Summary, TopItem
+from honeyatlas.store.duckdb_stats import TOP_DIMENSIONS
+
+Read = Callable[[str, Any], Awaitable[list[tuple[Any, ...]]]]
+
+WINDOW = timedelta(hours=24)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MINUTE = timedelta(minutes=1)
+_HOUR = timedelta(hours=1)
+_TICK = timedelta(microseconds=1)
+
+
+def _dimension_rows(dim: str, column: str) -> str:
+    label = "(array_agg(src_org ORDER BY ts DESC) FILTER (WHERE src_org IS NOT NULL))[1]" if dim == "asns" else "NULL"
+    return (f"SELECT '{dim}' AS dim, date_trunc('hour', ts) AS hour, {column}::text AS key, {label} AS label, "
+            f"count(*) AS n FROM inserted WHERE {column} IS NOT NULL GROUP BY 2, 3")
+
+
+# Runs in the writer's transaction, after the batch was copied into `staging`. Returns the
+# number of events inserted (the others were stored already: a redelivery).
+INSERT_EVENTS = (
+    "WITH inserted AS (INSERT INTO events SELECT * FROM staging ON CONFLICT (ts, id) DO NOTHING "
+    "RETURNING ts, kind, sensor, ingest_ts, src_country, src_asn, src_org, src_ip, dst_port), "
+    "minutes AS (INSERT INTO stats_minutes AS s (minute, kind, shard, n) "
+    "SELECT date_trunc('minute', ts), kind, %(shard)s, count(*) FROM inserted GROUP BY 1, 2 ORDER BY 1, 2 "
+    "ON CONFLICT (minute, kind, shard) DO UPDATE SET n = s.n + excluded.n), "
+    "hours AS (INSERT INTO stats_hours AS s (dim, hour, key, shard, label, n) "
+    "SELECT dim, hour, key, %(shard)s, label, n FROM ("
+    + " UNION ALL ".join(_dimension_rows(dim, column) for dim, (column, _) in TOP_DIMENSIONS.items())
+    + ") d ORDER BY dim, hour, key "
+    "ON CONFLICT (dim, hour, key, shard) DO UPDATE SET n = s.n + excluded.n, label = coalesce(excluded.label, s.label)), "
+    "sensors AS (INSERT INTO stats_sensors AS s (sensor, shard, last_ingest_ts) "
+    "SELECT sensor, %(shard)s, max(ingest_ts) FROM inserted GROUP BY 1 ORDER BY 1 "
+    "ON CONFLICT (sensor, shard) DO UPDATE SET last_ingest_ts = greatest(s.last_ingest_ts, excluded.last_ingest_ts)) "
+    "SELECT count(*) FROM inserted"
+)
+
+
+def _ceil(moment: datetime, step: timedelta) -> datetime:
+    floor = _floor(moment, step)
+    return floor if floor == moment else floor + step
+
+
+def _floor(moment: datetime, step: timedelta) -> datetime:
+    return _EPOCH + (moment - _EPOCH) // step * step
+
+
+def _minute_parts(since: datetime, until: datetime, select_rollup: str, select_raw: str) -> tuple[str, dict[str, Any]]:
+    """A UNION ALL over `since <= ts < until`: whole minutes from stats_minutes, the partial
+    minutes at both edges from the events. The selects name their columns alike."""
+    whole_from, whole_to = _ceil(since, _MINUTE), _floor(until, _MINUTE)
+    params: dict[str, Any] = {"since": since, "until": until}
+    if whole_from >= whole_to:
+        return f"{select_raw} FROM events WHERE ts >= %(since)s AND ts < %(until)s", params
+    params.update(whole_from=whole_from, whole_to=whole_to)
+    return (
+        f"{select_rollup} FROM stats_minutes WHERE minute >= %(whole_from)s AND minute < %(whole_to)s "
+        f"UNION ALL {select_raw} FROM events WHERE ts >= %(since)s AND ts < %(whole_from)s "
+        f"UNION ALL {select_raw} FROM events WHERE ts >= %(whole_to)s AND ts < %(until)s",
+        params,
+    )
+
+
+async def _count(read: Read, since: datetime, until: datetime) -> int:
+    parts, params = _minute_parts(since, until, "SELECT n", "SELECT 1 AS n")
+    rows = await read(f"SELECT coalesce(sum(n), 0)::bigint FROM ({parts}) p", params)
+    return int(rows[0][0])
+
+
+async def summary(read: Read, now: datetime, top_n: int) -> Summary:
+    """As duckdb_stats.summary: counts over `now - span <= ts <= now + 5 min`, and each
+    dimension's top-N keys over `ts >= now - 24 h`, ties by key. `read` runs in one snapshot."""
+    ahead = now + timedelta(minutes=5) + _TICK  # the counts include `now + 5 min` itself
+    counts = Counts(*[await _count(read, now - span, ahead) for span in (_MINUTE, _HOUR, WINDOW)])
+    day = now - WINDOW
+    whole_from = _ceil(day, _HOUR)
+    top: dict[str, list[TopItem]] = {}
+    for dim, (column, numeric) in TOP_DIMENSIONS.items():
+        label = "src_org" if dim == "asns" else "NULL::text"
+        latest_label = ("(array_agg(label ORDER BY t DESC) FILTER (WHERE label IS NOT NULL))[1]" if dim == "asns"
+                        else "NULL")
+        order = "key::bigint" if numeric else "key"
+        rows = await read(
+            f"SELECT key, sum(n)::bigint AS total, {latest_label} FROM ("
+            "SELECT key, label, n, hour AS t FROM stats_hours WHERE dim = %(dim)s AND hour >= %(whole_from)s "
+            f"UNION ALL SELECT {column}::text, {label}, 1, ts FROM events "
+            f"WHERE ts >= %(day)s AND ts < %(whole_from)s AND {column} IS NOT NULL"
+            f") r GROUP BY key ORDER BY total DESC, {order} LIMIT %(top_n)s",
+            {"dim": dim, "whole_from": whole_from, "day": day, "top_n": top_n},
+        )
+        top[dim] = [TopItem(int(key) if numeric else key, int(n), label if dim == "asns" else None)
+                    for key, n, label in rows]
+    return Summary(counts=counts, top=top)
+
+
+async def histogram(
+    read: Read, since: datetime, until: datetime, bucket_seconds: int, by_kind: bool
+) -> list[tuple[datetime, str | None, int]]:
+    """As duckdb_stats.histogram: (bucket start, kind or None, events) of the non-empty
+    buckets of `since <= ts < until`, buckets aligned on multiples of `bucket_seconds`."""
+    if bucket_seconds % 60:
+        raise ValueError("bucket_seconds must be a multiple of 60")
+    width = timedelta(seconds=bucket_seconds)
+    first = _floor(since, width)
+    parts, params = _minute_parts(since, until, "SELECT minute AS t, kind, n", "SELECT ts AS t, kind, 1 AS n")
+    params.update(first=(first - _EPOCH) // _TICK, width=bucket_seconds * 1_000_000)
+    kind = "kind" if by_kind else "NULL::text"
+    rows = await read(
+        f"SELECT ((extract(epoch FROM t) * 1000000)::bigint - %(first)s) / %(width)s AS bucket, {kind} AS k, "
+        f"sum(n)::bigint FROM ({parts}) p GROUP BY 1, 2 ORDER BY 1, 2",
+        params,
+    )
+    return [(first + int(bucket) * width, k, int(n)) for bucket, k, n in rows]
+
+
+async def sensor_activity(read: Read, hour_ago: datetime) -> list[tuple[str, datetime, int]]:
+    """(sensor, latest ingest_ts, events with ingest_ts >= hour_ago) of every sensor with events."""
+    rows = await read(
+        "WITH last AS (SELECT sensor, max(last_ingest_ts) AS t FROM stats_sensors GROUP BY sensor), "
+        "recent AS (SELECT sensor, count(*) AS n FROM events WHERE ingest_ts >= %(hour_ago)s GROUP BY sensor) "
+        "SELECT last.sensor, last.t, coalesce(recent.n, 0) FROM last LEFT JOIN recent USING (sensor)",
+        {"hour_ago": hour_ago},
+    )
+    return [(sensor, last, int(n)) for sensor, last, n in rows]
