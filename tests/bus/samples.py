@@ -53,6 +53,7 @@ def full_batch(events: int = 3, *, receipt: bool = True) -> EventBatch:
                                  reason="invalid_json", raw=b"\x00\xff{not json")],
         receipt=Receipt(sensor="berlin-1", key="k-1", digest=b"\x01" * 32, response=b'{"accepted":3}')
         if receipt else None,
+        streams=[0, 1, None][:events] + [None] * max(events - 3, 0),
     )
 
 

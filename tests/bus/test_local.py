@@ -62,17 +62,22 @@ def test_partition_is_stable_across_python_runs() -> None:
 
 def test_split_groups_events_by_partition_and_keeps_the_rest_with_the_first() -> None:
     batch = EventBatch(source="http", sensor="s", events=[cowrie_event(i) for i in range(50)],
-                       dead_letters=full_batch().dead_letters, receipt=full_batch().receipt)
+                       dead_letters=full_batch().dead_letters, receipt=full_batch().receipt,
+                       streams=[i % 3 if i % 3 < 2 else None for i in range(50)])
+    stream_of = {e.id: s for e, s in zip(batch.events, batch.streams or [], strict=True)}
     shares = split_by_partition(batch, 4)
     first = partition_of(batch.events[0].src_ip, 4)
     assert sorted(e.id for s in shares.values() for e in s.events) == sorted(e.id for e in batch.events)
     for partition, share in shares.items():
         assert all(partition_of(e.src_ip, 4) == partition for e in share.events)
         assert [e.id for e in share.events] == [e.id for e in batch.events if partition_of(e.src_ip, 4) == partition]
+        assert share.streams == [stream_of[e.id] for e in share.events]
         assert (share.receipt, share.dead_letters) == ((batch.receipt, batch.dead_letters) if partition == first
                                                        else (None, []))
     only_letters = EventBatch(source="http", sensor="s", events=[], dead_letters=batch.dead_letters)
     assert list(split_by_partition(only_letters, 4)) == [0]
+    no_twins = msgspec.structs.replace(batch, streams=[None] * 50)
+    assert all(share.streams == [] for share in split_by_partition(no_twins, 4).values())
     assert message_id("s", "k", 3) == "s:k:3"
 
 

@@ -133,12 +133,13 @@ async def test_batch_larger_than_max_payload_goes_in_chunks(make_bus: BusFactory
     bus = await make_bus()
     batch = full_batch(0)
     batch = EventBatch(source="http", sensor="s", events=[cowrie_event(i) for i in range(4000)],
-                       dead_letters=batch.dead_letters, receipt=batch.receipt)
+                       dead_letters=batch.dead_letters, receipt=batch.receipt, streams=[i % 2 for i in range(4000)])
     await bus.publish(0, batch, "s:big:0")
     await bus.publish(0, batch, "s:big:0")  # the retry splits the same way: all duplicates
     deliveries = await bus.fetch(0, 100, 1.0)
     assert len(deliveries) > 1
     assert [e for d in deliveries for e in d.batch.events] == batch.events
+    assert [s for d in deliveries for s in d.batch.streams or []] == batch.streams
     assert [d.batch.receipt for d in deliveries][-1] == batch.receipt
     assert all(d.batch.receipt is None for d in deliveries[:-1])
     assert sum(len(d.batch.dead_letters) for d in deliveries) == 1

@@ -65,6 +65,9 @@ class EventBatch(msgspec.Struct, frozen=True):
     events: list[Event]
     dead_letters: list[DeadLetter]
     receipt: Receipt | None = None
+    # Dedupe stream of each event (sinks.Streams: 0 per-action log, 1 session summary,
+    # None without a twin); empty means None for every event.
+    streams: list[int | None] = []
 
 
 class BatchEncoder:
@@ -99,11 +102,16 @@ def split_by_partition(batch: EventBatch, partitions: int) -> dict[int, EventBat
     """The batch's events grouped by the partition of their source address, in their order.
 
     Dead letters and the receipt go with the partition of the first event (0 when there is
-    none), so a batch of only dead letters still makes one message."""
+    none), so a batch of only dead letters still makes one message. `streams` is split with
+    the events (and left empty in a share where no event has one)."""
     first = partition_of(batch.events[0].src_ip, partitions) if batch.events else 0
     groups: dict[int, list[Event]] = {first: []}
-    for event in batch.events:
-        groups.setdefault(partition_of(event.src_ip, partitions), []).append(event)
+    streams: dict[int, list[int | None]] = {first: []}
+    given = batch.streams or [None] * len(batch.events)
+    for event, stream in zip(batch.events, given, strict=True):
+        partition = partition_of(event.src_ip, partitions)
+        groups.setdefault(partition, []).append(event)
+        streams.setdefault(partition, []).append(stream)
     return {
         partition: EventBatch(
             source=batch.source,
@@ -111,6 +119,7 @@ def split_by_partition(batch: EventBatch, partitions: int) -> dict[int, EventBat
             events=events,
             dead_letters=batch.dead_letters if partition == first else [],
             receipt=batch.receipt if partition == first else None,
+            streams=streams[partition] if any(s is not None for s in streams[partition]) else [],
         )
         for partition, events in groups.items()
     }

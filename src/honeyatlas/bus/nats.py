@@ -464,14 +464,15 @@ def _fit(batch: EventBatch, encoder: BatchEncoder, limit: int) -> list[tuple[byt
     data = encoder.encode(batch)
     if len(data) <= limit:
         return [(data, len(batch.events))]
-    events, letters = batch.events, batch.dead_letters
+    events, letters, streams = batch.events, batch.dead_letters, batch.streams
     if len(events) >= 2:
         half = len(events) // 2
-        first = msgspec.structs.replace(batch, events=events[:half], dead_letters=[], receipt=None)
-        second = msgspec.structs.replace(batch, events=events[half:])
+        first = msgspec.structs.replace(batch, events=events[:half], dead_letters=[], receipt=None,
+                                        streams=streams[:half])
+        second = msgspec.structs.replace(batch, events=events[half:], streams=streams[half:])
     elif len(events) + len(letters) >= 2:
         half = max(len(letters) // 2, 1)
-        first = msgspec.structs.replace(batch, events=[], dead_letters=letters[:half], receipt=None)
+        first = msgspec.structs.replace(batch, events=[], dead_letters=letters[:half], receipt=None, streams=[])
         second = msgspec.structs.replace(batch, dead_letters=letters[half:])
     else:
         raise BusError(f"one record of {len(data)} bytes exceeds the NATS max_payload of {limit} bytes; "
