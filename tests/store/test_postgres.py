@@ -13,13 +13,15 @@ from typing import Any
 import msgspec
 import pytest
 
-from honeyatlas.errors import StoreError
+from honeyatlas.errors import RegistryError, StoreError
 from honeyatlas.event import Event, Flag, Geo, Kind, Outcome, Precision, new_event_id
 from honeyatlas.incident import Incident, IncidentKind, IncidentStatus
 from honeyatlas.metrics import Metrics
 from honeyatlas.store import DeadLetter, EventQuery, IncidentQuery, Receipt
 from honeyatlas.store.duckdb import DuckDBStore
 from honeyatlas.store.postgres import PostgresStore
+from honeyatlas.store.postgres_registry import PostgresSensorRegistry
+from honeyatlas.store.registry import HPFEEDS_CHANNELS
 from tests.engines.postgres import PostgresServer, postgres_server  # noqa: F401  (the fixture)
 from tests.store.test_stats_rollups import brute_histogram, brute_summary
 
@@ -193,7 +195,8 @@ async def test_a_redelivered_batch_is_stored_and_counted_once(pg_url: str) -> No
         fresh = varied_events(rng, now, 10)
         await asyncio.gather(store.append(events[:700], []), store.append(events[600:] + fresh, []),
                              store.append(events[:50], []))
-        assert metrics.total("honeyatlas_store_events_redelivered_total") == 700 + 900 + 50
+        dropped = metrics.total("honeyatlas_events_dropped_total", component="store", reason="already_stored")
+        assert dropped == 700 + 900 + 50
         assert msgspec.to_builtins(await store.summary(now, 5)) == brute_summary(events + fresh, now, 5)
         await store.append(fresh, [])
         after = (await store.summary(now, 5), await store.histogram(now - timedelta(days=2), now, 3600, True))
@@ -326,3 +329,46 @@ async def test_a_bad_url_is_one_clear_line_without_the_password(postgres_server:
         assert "s3cr" not in message and caught.value.__cause__ is None
     with pytest.raises(StoreError, match="not started"):
         await make_pg(postgres_server.url).append([varied_events(random.Random(1), datetime.now(UTC), 1)[0]], [])
+
+
+def test_the_registry_is_shared_by_every_process(pg_url: str) -> None:
+    """A sensor added through one registry (the `sensor` command) authenticates through another
+    (an ingest process); revocation and hpfeeds credentials reach it too."""
+    registries = [PostgresSensorRegistry(pg_url), PostgresSensorRegistry(pg_url)]
+    for registry in registries:
+        registry.open()  # each creates the table if missing: the second finds it
+    command, ingest = registries
+    try:
+        sensor, token = command.add("fra-1", honeypot="cowrie", lat=50.11, lon=8.68, label="Frankfurt")
+        command.add("lab", honeypot="dionaea", lat=None, lon=None, demo=True)
+        assert ingest.authenticate(token) == sensor == ingest.get("fra-1")
+        assert ingest.authenticate(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
+        assert ingest.authenticate("hat_0123456789abcdef_" + "x" * 40) is None
+        assert ingest.authenticate("not a token") is None
+        assert [s.name for s in ingest.list()] == ["fra-1", "lab"]
+        with pytest.raises(RegistryError, match="already exists"):
+            ingest.add("fra-1", honeypot="cowrie", lat=None, lon=None)
+        for bad in ({"name": "-x"}, {"honeypot": "Cowrie"}, {"lat": 91.0}):
+            with pytest.raises(RegistryError, match="invalid"):
+                ingest.add(str(bad.get("name", "ok")), honeypot=str(bad.get("honeypot", "cowrie")),
+                           lat=bad.get("lat", 1.0), lon=2.0)  # type: ignore[arg-type]
+
+        ident, secret = command.enable_hpfeeds("fra-1")
+        assert ingest.hpfeeds_credentials(ident) == (sensor, secret, list(HPFEEDS_CHANNELS["cowrie"]))
+        assert command.enable_hpfeeds("lab", ["dionaea.capture"], ident="lab-feed")[0] == "lab-feed"
+        with pytest.raises(RegistryError, match="already used"):
+            ingest.enable_hpfeeds("lab", ident=ident)
+        assert ingest.hpfeeds_credentials("nobody") is None
+
+        revoked = ingest.revoke("fra-1")
+        assert revoked.revoked and command.revoke("fra-1").revoked_at == revoked.revoked_at
+        assert command.authenticate(token) is None and command.hpfeeds_credentials(ident) is None
+        with pytest.raises(RegistryError, match="no sensor named"):
+            command.revoke("ghost")
+        with pytest.raises(RegistryError, match="is revoked"):
+            command.enable_hpfeeds("fra-1")
+    finally:
+        for registry in registries:
+            registry.close()
+    with pytest.raises(RegistryError, match="not open"):
+        command.get("fra-1")

@@ -268,8 +268,9 @@ class PostgresStore:
                 await cur.execute(postgres_stats.INSERT_EVENTS, {"shard": self._shard})  # type: ignore[arg-type]
                 row = await cur.fetchone()
                 repeated = len(events) - (row[0] if row else 0)
-                if repeated:
-                    self._metrics.inc("honeyatlas_store_events_redelivered_total", repeated)
+                if repeated:  # a redelivered message: like the deduplicator's, counted as a drop with its reason
+                    self._metrics.inc("honeyatlas_events_dropped_total", repeated, component="store",
+                                      reason="already_stored")
             if dead:
                 await cur.executemany(
                     "INSERT INTO dead_letters VALUES (%s, %s, %s, %s, %s, %s, %s)",
