@@ -98,6 +98,7 @@ async def test_unacked_batch_comes_again_to_the_next_consumer(make_bus: BusFacto
     [taken] = await first.fetch(3, 1, 1.0)
     assert taken.delivered_count == 1
     await first.stop()  # dies holding it
+    await taken.ack()  # too late, over a closed connection: no error, and no effect
     second = await make_bus("worker-2")
     started = time.monotonic()
     [again] = await second.fetch(3, 1, 5.0)

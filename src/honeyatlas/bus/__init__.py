@@ -166,7 +166,8 @@ async def publish_batch(publisher: Publisher, batch: EventBatch, key: str | None
 
 class Delivery(Protocol):
     """One fetched batch. Acknowledge it once it is stored; until then (and after
-    `ack_wait`) it may be delivered again, to this worker or another."""
+    `ack_wait`) it may be delivered again, to this worker or another. `ack`, `nak` and
+    `in_progress` do not raise when the bus is unreachable: the batch then comes again."""
 
     @property
     def batch(self) -> EventBatch: ...

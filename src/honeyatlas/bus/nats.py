@@ -19,6 +19,10 @@ out, so "full" would mean "full of history" and ingest would refuse while worker
 Leases are a KeyValue bucket `{bus.stream}-leases` whose entries expire `lease_ttl_seconds`
 after their last write; acquire and renew are compare-and-set on the entry's revision.
 
+"Durably stored" means written to the server's file store: it survives a restart or a crash
+of nats-server; surviving a power cut of its machine needs `sync_interval: always` in the
+server's configuration or a replicated (R3) stream, an operator's choice.
+
 Nothing here knows about roles, HTTP or the store.
 """
 
@@ -30,6 +34,7 @@ import hashlib
 import logging
 import re
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import msgspec
@@ -76,14 +81,26 @@ class _NatsDelivery:
     async def ack(self) -> None:
         # A plain ack (no confirmation round trip): if it is lost, the batch comes again and the
         # store skips the event ids it already has.
-        await self._msg.ack()
-        self._metrics.inc("honeyatlas_bus_messages_acked_total", partition=str(self.partition))
+        if await self._send(self._msg.ack(), "ack"):
+            self._metrics.inc("honeyatlas_bus_messages_acked_total", partition=str(self.partition))
 
     async def nak(self, delay: float | None = None) -> None:
-        await self._msg.nak(delay=delay)
+        await self._send(self._msg.nak(delay=delay), "nak")
 
     async def in_progress(self) -> None:
-        await self._msg.in_progress()
+        await self._send(self._msg.in_progress(), "in_progress")
+
+    async def _send(self, reply: Coroutine[Any, Any, None], what: str) -> bool:
+        # Disconnected: nothing is lost by not raising, the batch simply comes again after
+        # ack_wait (at-least-once), so the worker's loop need not handle it.
+        try:
+            await reply
+            return True
+        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+                nats.errors.OutboundBufferLimitError) as exc:
+            log.warning("bus: %s of a batch of partition %d not sent (%s); it will be delivered again",
+                        what, self.partition, exc)
+            return False
 
 
 class NatsBus:
