@@ -222,7 +222,7 @@ async def run_scenario(name: str, workdir: Path, options: SimulationOptions) -> 
         for spec in plan.sensors:
             service.registry.add(spec.name, honeypot=spec.honeypot, lat=spec.lat, lon=spec.lon, label=spec.label)
         replay = await _replay(service, trace_dir / "trace.jsonl")
-        await service.pipeline.save_incidents()  # growth held back for at most a second (stop() does the same)
+        await service.sink.save_incidents()  # growth held back for at most a second (stop() does the same)
         stored = await service.store.query_incidents(IncidentQuery(limit=10_000_000))
         adapter = service.pipeline.adapters["event"]
     finally:

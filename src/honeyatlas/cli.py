@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from honeyatlas import __version__
-from honeyatlas.config import Config, load_config
+from honeyatlas.config import ROLES, Config, load_config
 from honeyatlas.errors import HoneyatlasError
 from honeyatlas.forwarder import add_arguments as forward_arguments
 from honeyatlas.forwarder import run_command as run_forward
-from honeyatlas.service import ImportProgress, Service, registry_for
+from honeyatlas.service import ImportProgress, Service, build_service, registry_for
 from honeyatlas.sources import simulate
 
 
@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="receive syslog (repeatable; udp:, tcp: or tls:HOST:PORT[?format=F&sensor=S])")
     serve.add_argument("--follow", action="append", metavar="PATH?format=F&sensor=S",
                        help="follow a honeypot's log file on this host (repeatable)")
+    serve.add_argument("--role", choices=ROLES, default=None,
+                       help="all (default: one process), or ingest, worker or web of a cluster (docs/scaling.md)")
+    serve.add_argument("--reuse-port", action="store_true", default=None,
+                       help="share the port with other processes of this host (SO_REUSEPORT)")
+    serve.add_argument("--worker-index", type=int, metavar="I", help="this worker's index, 0 to --workers - 1")
+    serve.add_argument("--workers", type=int, metavar="N", help="how many workers share the stream's partitions")
     _state_options(serve)
 
     ingest = commands.add_parser("ingest", help="import a whole log file (plain or gzip) into the data directory")
@@ -122,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from(args: argparse.Namespace) -> Config:
     overrides: dict[str, dict[str, Any]] = {
         "storage": {"data_dir": args.data_dir},
-        "server": {"host": getattr(args, "host", None), "port": getattr(args, "port", None)},
+        "server": {"host": getattr(args, "host", None), "port": getattr(args, "port", None),
+                   "role": getattr(args, "role", None), "reuse_port": getattr(args, "reuse_port", None)},
+        "worker": {"index": getattr(args, "worker_index", None), "count": getattr(args, "workers", None)},
         "demo": {"enabled": getattr(args, "demo", None)},
         "hpfeeds": {"listen": getattr(args, "hpfeeds_listen", None)},
         "syslog": {"listen": getattr(args, "syslog_listen", None)},
@@ -146,12 +154,15 @@ def _tune_gc() -> None:
 
 def _serve(config: Config) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    service = Service(config)
+    service = build_service(config)
 
     def ready(url: str) -> None:
         _tune_gc()
         demo = " with the demo honeynet" if config.demo.enabled else ""
-        print(f"honeyatlas {__version__} serving on {url}{demo} (data: {config.data_dir})", flush=True)
+        role = config.server.role
+        where = f"data: {config.data_dir}" if config.storage.backend == "duckdb" else "store: postgresql, bus: nats"
+        shown = "serving" if role == "all" else f"serving as {role}"
+        print(f"honeyatlas {__version__} {shown} on {url}{demo} ({where})", flush=True)
         for where in service.listener_addresses():
             print(f"  {where}", flush=True)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,19 +32,50 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     pass
 
 
+ROLES = ("all", "ingest", "worker", "web")
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: Port = 8080
+    role: Literal["all", "ingest", "worker", "web"] = "all"
+    reuse_port: bool = False  # SO_REUSEPORT: several ingest (or web) processes on one port
     instance_name: Annotated[str, Meta(min_length=1, max_length=128)] = "honeyatlas"
 
 
 class StorageConfig(_Section):
     data_dir: str = "./data"
+    backend: Literal["duckdb", "postgresql"] = "duckdb"
+    url: str | None = None  # postgresql://user@host:5432/db, for backend = "postgresql"
+    retention_days: Annotated[int, Meta(ge=0)] = 0  # PostgreSQL: drop daily partitions older than this; 0 keeps all
     max_pending_events: PositiveInt = 50_000
     write_batch_max_events: PositiveInt = 100_000
     query_timeout_seconds: Seconds = 10.0
     stats_fold_interval_seconds: Annotated[float, Meta(ge=0.1, le=60)] = 5.0
     checkpoint_threshold_mib: Annotated[int, Meta(ge=1, le=65536)] = 256
+
+
+class BusConfig(_Section):
+    """The bus between the roles (docs/scaling.md): NATS JetStream. Unused by `--role all`."""
+
+    url: str | None = None  # nats://host:4222; several servers separated by commas
+    stream: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "HONEYATLAS"
+    subject_prefix: Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}$")] = "honeyatlas"
+    partitions: Annotated[int, Meta(ge=1, le=256)] = 8
+    stream_max_bytes: PositiveInt = 1024 * 1024 * 1024
+    stream_max_messages: PositiveInt = 1_000_000
+    duplicate_window_seconds: Annotated[float, Meta(ge=1, le=86400)] = 600.0
+    ack_wait_seconds: Seconds = 30.0
+    fetch_batch_messages: Annotated[int, Meta(ge=1, le=1024)] = 64
+    publish_timeout_seconds: Seconds = 5.0
+    lease_ttl_seconds: Annotated[float, Meta(ge=1, le=600)] = 10.0
+
+
+class WorkerConfig(_Section):
+    """Which partitions of the event stream a worker owns: those with `p % count == index`."""
+
+    index: Annotated[int, Meta(ge=0, le=255)] = 0
+    count: Annotated[int, Meta(ge=1, le=256)] = 1
 
 
 class IngestConfig(_Section):
@@ -182,6 +214,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     mappings: dict[str, MappingConfig] = {}
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
+    bus: BusConfig = BusConfig()
+    worker: WorkerConfig = WorkerConfig()
     ingest: IngestConfig = IngestConfig()
     geoip: GeoIPConfig = GeoIPConfig()
     live: LiveConfig = LiveConfig()
@@ -276,7 +310,36 @@ def load_config(
             sections[section] = msgspec.convert(cleaned, type=_section_type(section), strict=False)
         except msgspec.ValidationError as exc:
             raise ConfigError(_key_of(section, exc), str(exc)) from exc
-    return Config(**sections)
+    config = Config(**sections)
+    check(config)
+    return config
+
+
+def check(config: Config) -> None:
+    """Rules that span options, checked once when the configuration is built."""
+    try:
+        zoneinfo.ZoneInfo(config.ingest.sensor_timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError("ingest.sensor_timezone", f"unknown time zone {config.ingest.sensor_timezone!r}") from exc
+    for key, section in (("syslog", config.syslog), ("hpfeeds", config.hpfeeds)):
+        if any(text.startswith("tls:") for text in section.listen) and not (section.tls_cert_path and section.tls_key_path):
+            raise ConfigError(f"{key}.tls_cert_path", "a tls: listener needs tls_cert_path and tls_key_path")
+    sub = config.hpfeeds_subscriber
+    if sub.host is not None and not (sub.ident and sub.secret and sub.channels):
+        raise ConfigError("hpfeeds_subscriber.channels", "a subscriber needs ident, secret and at least one channel")
+    if config.storage.backend == "postgresql" and not config.storage.url:
+        raise ConfigError("storage.url", 'storage.backend = "postgresql" needs storage.url = "postgresql://user@host/db"')
+    role = config.server.role
+    if role != "all":
+        if not config.bus.url:
+            raise ConfigError("bus.url", f'--role {role} needs a bus: set [bus] url = "nats://host:4222" (docs/scaling.md)')
+        if config.storage.backend != "postgresql":
+            raise ConfigError("storage.backend", f'--role {role} needs a shared store: set [storage] backend = '
+                              '"postgresql" and url = "postgresql://user@host/db" (docs/scaling.md)')
+    if config.worker.index >= config.worker.count:
+        raise ConfigError("worker.index", f"must be below worker.count ({config.worker.count})")
+    if config.demo.enabled and role not in ("all", "ingest"):
+        raise ConfigError("demo.enabled", "the demo honeynet feeds a pipeline: use it with --role all or ingest")
 
 
 def _key_of(section: str, exc: msgspec.ValidationError) -> str:

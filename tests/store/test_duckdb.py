@@ -12,7 +12,7 @@ import pytest
 from honeyatlas.errors import StoreError
 from honeyatlas.event import Event, Flag, Geo, Kind, Outcome, Precision, new_event_id
 from honeyatlas.metrics import Metrics
-from honeyatlas.store import DeadLetter, EventQuery
+from honeyatlas.store import DeadLetter, EventQuery, TopItem
 from honeyatlas.store.duckdb import SCHEMA_VERSION, DuckDBStore
 
 
@@ -54,8 +54,8 @@ async def test_append_survives_reopen_and_round_trips(tmp_path: Path) -> None:
         only = await reopened.query_events(EventQuery(sensor="s1", country="US", limit=1000))
         assert len(only) == len([e for e in written if e.sensor == "s1"])
         summary = await reopened.summary(now, 3)
-        assert summary["counts"]["24h"] == 250
-        assert summary["top"]["asns"] == [{"key": 15169, "count": 250, "label": "GOOGLE"}]
+        assert summary.counts.last_day == 250
+        assert summary.top["asns"] == [TopItem(15169, 250, "GOOGLE")]
     finally:
         await reopened.stop()
 
@@ -68,9 +68,9 @@ async def test_reads_run_while_the_writer_writes(tmp_path: Path) -> None:
         writes = [store.append([event(i, now) for i in range(500)], []) for _ in range(20)]
         reads = [store.summary(now, 5) for _ in range(20)]
         results = await asyncio.gather(*writes, *reads)
-        counts = [r["counts"]["24h"] for r in results[20:]]
+        counts = [r.counts.last_day for r in results[20:]]
         assert all(0 <= c <= 10_000 for c in counts)
-        assert (await store.summary(now, 5))["counts"]["24h"] == 10_000
+        assert (await store.summary(now, 5)).counts.last_day == 10_000
     finally:
         await store.stop()
 

@@ -14,6 +14,7 @@ import duckdb
 import msgspec
 import pytest
 
+
 from honeyatlas.event import Event, Geo, Kind, Outcome, Precision, new_event_id
 from honeyatlas.metrics import Metrics
 from honeyatlas.store import duckdb_stats
@@ -94,7 +95,7 @@ async def check(store: DuckDBStore, events: list[Event], now: datetime) -> None:
         assert activity[sensor].last_seen == max(e.ingest_ts for e in mine)
         assert activity[sensor].events_1h == sum(e.ingest_ts >= now - timedelta(hours=1) for e in mine)
     for top_n in (1, 3, 10):
-        assert await store.summary(now, top_n) == brute_summary(events, now, top_n), top_n
+        assert msgspec.to_builtins(await store.summary(now, top_n)) == brute_summary(events, now, top_n), top_n
     for since, until, width in (
         (now - timedelta(hours=24), now, 3600),
         (now - timedelta(hours=24, seconds=7), now + timedelta(seconds=31), 60),
@@ -157,10 +158,10 @@ def test_the_window_moves_on_and_stays_exact(tmp_path: Path) -> None:
         for hours in (0, 0.5, 3, 23.99, 26, 80):
             later = now + timedelta(hours=hours)
             duckdb_stats.fold(con, later.replace(tzinfo=None), timedelta(seconds=10))
-            got = duckdb_stats.summary(con, later.replace(tzinfo=None), 5)
+            got = msgspec.to_builtins(duckdb_stats.summary(con, later.replace(tzinfo=None), 5))
             assert got == brute_summary(events, later, 5), hours
         # a moment the window has already passed: the events in between are added back
-        assert duckdb_stats.summary(con, now.replace(tzinfo=None), 5) == brute_summary(events, now, 5)
+        assert msgspec.to_builtins(duckdb_stats.summary(con, now.replace(tzinfo=None), 5)) == brute_summary(events, now, 5)
     finally:
         con.close()
 
@@ -175,7 +176,7 @@ async def test_summary_of_a_past_moment_is_exact_too(tmp_path: Path) -> None:
         await append_in_batches(store, events)
         await asyncio.sleep(0.2)
         past = now - timedelta(days=2)
-        assert await store.summary(past, 4) == brute_summary(events, past, 4)
+        assert msgspec.to_builtins(await store.summary(past, 4)) == brute_summary(events, past, 4)
     finally:
         await store.stop()
 
@@ -205,10 +206,10 @@ async def test_a_burst_from_a_quiet_source_reaches_the_top_before_it_is_folded(t
     try:
         quiet = next(e for e in events if e.src_ip and e.src_ip.endswith(".250") and e.ts > now - timedelta(hours=23))
         burst = [msgspec.structs.replace(quiet, id=new_event_id(), ts=now - timedelta(seconds=i)) for i in range(400)]
-        before = await store.summary(now, 3)
+        before = msgspec.to_builtins(await store.summary(now, 3))
         assert quiet.src_ip not in [item["key"] for item in before["top"]["ips"]]
         await store.append(burst, [])
-        after = await store.summary(now, 3)
+        after = msgspec.to_builtins(await store.summary(now, 3))
         assert after == brute_summary(events + burst, now, 3)
         assert after["top"]["ips"][0]["key"] == quiet.src_ip
     finally:
@@ -233,7 +234,7 @@ async def test_ties_beyond_the_candidates_are_broken_by_key(tmp_path: Path) -> N
     store = make_store(path)
     await store.start()
     try:
-        got = await store.summary(now, 3)
+        got = msgspec.to_builtins(await store.summary(now, 3))
         assert got == brute_summary(events, now, 3)
         assert [item["key"] for item in got["top"]["ips"]] == ["192.0.2.0", "192.0.2.1", "192.0.2.10"]
     finally:

@@ -7,6 +7,7 @@ the map draws their arcs. Persistence lives in honeyatlas.store.registry; this m
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 import msgspec
 
@@ -32,3 +33,32 @@ class Sensor(msgspec.Struct, frozen=True, kw_only=True):
         if self.lat is None or self.lon is None:
             return None
         return Geo(lat=self.lat, lon=self.lon, precision=Precision.SENSOR)
+
+
+class SensorDirectory(Protocol):
+    """Who may send, as which sensor: what sources, the web layer and the `sensor` command
+    need from a registry (SQLite beside DuckDB, or PostgreSQL for the roles). Lookups are
+    cheap local reads (an indexed row, or a cached copy); they may run on the event loop."""
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def get(self, name: str) -> Sensor | None: ...
+
+    def list(self) -> list[Sensor]: ...
+
+    def authenticate(self, token: str) -> Sensor | None:
+        """The active sensor a bearer token belongs to, or None (unknown, malformed, revoked)."""
+
+    def hpfeeds_credentials(self, ident: str) -> tuple[Sensor, str, list[str]] | None:
+        """(sensor, secret, channels) of an hpfeeds ident, or None."""
+
+    def add(self, name: str, *, honeypot: str, lat: float | None, lon: float | None,
+            label: str | None = None, demo: bool = False) -> tuple[Sensor, str]: ...
+
+    def revoke(self, name: str) -> Sensor: ...
+
+    def enable_hpfeeds(
+        self, name: str, channels: list[str] | None = None, *, ident: str | None = None
+    ) -> tuple[str, str]: ...

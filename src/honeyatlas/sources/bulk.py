@@ -17,7 +17,7 @@ from typing import BinaryIO
 import msgspec
 
 from honeyatlas.enrichment.sensors import Sensor
-from honeyatlas.pipeline import Pipeline
+from honeyatlas.pipeline import Ingest
 from honeyatlas.sources.framing import decode_line
 
 SOURCE = "bulk"
@@ -48,7 +48,7 @@ def _lines(raw: BinaryIO) -> Iterator[bytes]:
 
 
 async def import_file(
-    pipeline: Pipeline,
+    pipeline: Ingest,
     *,
     path: Path,
     fmt: str,

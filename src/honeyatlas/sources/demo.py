@@ -21,10 +21,9 @@ from typing import Any
 
 import msgspec
 
-from honeyatlas.enrichment.sensors import Sensor
+from honeyatlas.enrichment.sensors import Sensor, SensorDirectory
 from honeyatlas.errors import HoneyatlasError
-from honeyatlas.pipeline import Pipeline, RawRecord
-from honeyatlas.store.registry import SensorRegistry
+from honeyatlas.pipeline import Ingest, RawRecord
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +63,8 @@ class DemoHoneynet:
     def __init__(
         self,
         *,
-        pipeline: Pipeline,
-        registry: SensorRegistry,
+        pipeline: Ingest,
+        registry: SensorDirectory,
         events_per_second: float,
         seed: int | None,
     ) -> None:

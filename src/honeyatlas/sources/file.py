@@ -23,13 +23,12 @@ from urllib.parse import parse_qs
 
 import msgspec
 
-from honeyatlas.enrichment.sensors import Sensor
+from honeyatlas.enrichment.sensors import Sensor, SensorDirectory
 from honeyatlas.errors import PipelineFull, StoreError
-from honeyatlas.pipeline import IngestResult, Pipeline
+from honeyatlas.pipeline import Ingest, IngestResult
 from honeyatlas.sources.follow import Batch, FileFollower
 from honeyatlas.sources.framing import decode_line
-from honeyatlas.store import Receipt, Store
-from honeyatlas.store.registry import SensorRegistry
+from honeyatlas.store import Receipt, Receipts
 
 
 class FollowSpec(msgspec.Struct, frozen=True):
@@ -63,9 +62,9 @@ class FileSource(FileFollower):
         self,
         spec: FollowSpec,
         *,
-        pipeline: Pipeline,
-        registry: SensorRegistry,
-        store: Store,
+        pipeline: Ingest,
+        registry: SensorDirectory,
+        receipts: Receipts,
         state_dir: Path,
         **follow_settings: Any,
     ) -> None:
@@ -73,7 +72,7 @@ class FileSource(FileFollower):
         self.spec = spec
         self._pipeline = pipeline
         self._registry = registry
-        self._store = store
+        self._receipts = receipts
 
     async def _deliver(self, batch: Batch) -> None:
         attempt = 0
@@ -85,7 +84,7 @@ class FileSource(FileFollower):
                 error = f"sensor {self.spec.sensor!r} is not registered or revoked; add it with `honeyatlas sensor add`"
             else:
                 try:
-                    if await self._store.find_receipt(sensor.name, batch.key) is not None:
+                    if await self._receipts.find_receipt(sensor.name, batch.key) is not None:
                         self._delivered(batch)  # stored before a crash, position not yet saved
                         return
                     await self._ingest(batch, sensor, kind)

@@ -11,7 +11,7 @@ from an existing broker instead).
 Delivery: best-effort. hpfeeds has no acknowledgement, so a publisher never learns whether
 a message was stored; messages in a batch not yet handed to the store are lost if the
 process dies. Messages are batched (`max_batch_records`, `max_batch_bytes`, or
-`max_batch_delay_seconds`, whichever comes first) into one `Pipeline.ingest` call per
+`max_batch_delay_seconds`, whichever comes first) into one `Ingest.ingest` call per
 (sensor, format). While a connection's batch is being stored, or the pipeline is full,
 nothing more is read from that connection: the kernel buffers fill and TCP pushes back on
 the publisher, so memory stays bounded (one batch, one frame and one read buffer per
@@ -35,10 +35,10 @@ import time
 from collections.abc import Mapping, Sequence
 
 from honeyatlas.adapters.detect import AUTO
-from honeyatlas.enrichment.sensors import Sensor
+from honeyatlas.enrichment.sensors import Sensor, SensorDirectory
 from honeyatlas.errors import ConfigError, HoneyatlasError, PipelineFull
 from honeyatlas.metrics import Metrics
-from honeyatlas.pipeline import Pipeline
+from honeyatlas.pipeline import Ingest
 from honeyatlas.sources.framing import decode_line
 from honeyatlas.sources.hpfeeds_protocol import (
     DIGEST_BYTES,
@@ -54,7 +54,7 @@ from honeyatlas.sources.hpfeeds_protocol import (
     auth_digest,
     encode,
 )
-from honeyatlas.store.registry import ANY_CHANNEL, SensorRegistry
+from honeyatlas.store.registry import ANY_CHANNEL
 
 SOURCE = "hpfeeds"
 READ_CHUNK_BYTES = 64 * 1024
@@ -109,7 +109,7 @@ class PayloadBatcher:
     def __init__(
         self,
         *,
-        pipeline: Pipeline,
+        pipeline: Ingest,
         metrics: Metrics,
         source: str,
         max_records: int,
@@ -238,8 +238,8 @@ class HpfeedsEndpoint:
     def __init__(
         self,
         *,
-        pipeline: Pipeline,
-        registry: SensorRegistry,
+        pipeline: Ingest,
+        registry: SensorDirectory,
         metrics: Metrics,
         host: str,
         port: int,

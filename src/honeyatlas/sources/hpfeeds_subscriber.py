@@ -29,10 +29,10 @@ import ssl
 import time
 from collections.abc import Mapping, Sequence
 
-from honeyatlas.enrichment.sensors import Sensor
+from honeyatlas.enrichment.sensors import Sensor, SensorDirectory
 from honeyatlas.errors import ConfigError
 from honeyatlas.metrics import Metrics
-from honeyatlas.pipeline import Pipeline
+from honeyatlas.pipeline import Ingest
 from honeyatlas.sources.hpfeeds import DEFAULT_BINARY_CHANNELS, ChannelRouter, MessageReader, PayloadBatcher
 from honeyatlas.sources.hpfeeds_protocol import (
     Auth,
@@ -45,7 +45,6 @@ from honeyatlas.sources.hpfeeds_protocol import (
     auth_digest,
     encode,
 )
-from honeyatlas.store.registry import SensorRegistry
 
 SOURCE = "hpfeeds-subscriber"
 _SENSOR_CACHE_SIZE = 4096
@@ -63,8 +62,8 @@ class HpfeedsSubscriber:
     def __init__(
         self,
         *,
-        pipeline: Pipeline,
-        registry: SensorRegistry,
+        pipeline: Ingest,
+        registry: SensorDirectory,
         metrics: Metrics,
         host: str,
         port: int,

@@ -6,8 +6,8 @@ retry. Refusals, in the order they are checked: 404 unknown format, 429 with Ret
 when the server is saturated (too many ingest requests in flight, or the store queue full:
 checked before the token and before the body is read, so a refusal costs its headers, never
 its decoding), 401 bad token, 413 body or decompressed body or record count over the limit,
-400 undecodable body, 429 again when the batch does not fit in the store queue, 503 with
-Retry-After when the store fails.
+400 undecodable body (kept as a dead letter), 429 again when the batch does not fit, 503
+with Retry-After when the store (or, in an ingest process, the bus) fails.
 
 With an `Idempotency-Key` header (at most 128 characters) a stored batch is remembered, its
 answer committed with its events (sources/idempotency.py): a retry with the same key and body gets the first 200 again, marked
@@ -20,9 +20,9 @@ The body is NDJSON (one record per line) or one JSON array of records, optionall
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -30,11 +30,11 @@ from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
-from honeyatlas.enrichment.sensors import Sensor
-from honeyatlas.errors import PipelineFull, StoreError
+from honeyatlas.enrichment.sensors import Sensor, SensorDirectory
+from honeyatlas.errors import BusError, HoneyatlasError, PipelineFull, StoreError
 from honeyatlas.event import RAW_LIMIT_BYTES
 from honeyatlas.metrics import Metrics
-from honeyatlas.pipeline import IngestResult, Pipeline, RawRecord
+from honeyatlas.pipeline import Ingest, IngestResult, RawRecord
 from honeyatlas.sources.framing import decode_line
 from honeyatlas.sources.idempotency import (
     MAX_KEY_LENGTH,
@@ -43,8 +43,7 @@ from honeyatlas.sources.idempotency import (
     StoredResponse,
     body_digest,
 )
-from honeyatlas.store import DeadLetter, Receipt, Store
-from honeyatlas.store.registry import SensorRegistry
+from honeyatlas.store import Receipt, Receipts
 
 SOURCE = "http"
 _decoder = msgspec.json.Decoder()  # for whole JSON-array bodies
@@ -146,9 +145,9 @@ def _error(status: int, reason: str, headers: dict[str, str] | None = None) -> R
 
 def ingest_route(
     *,
-    pipeline: Pipeline,
-    registry: SensorRegistry,
-    store: Store,
+    pipeline: Ingest,
+    registry: SensorDirectory,
+    receipts: Receipts,
     metrics: Metrics,
     max_body_bytes: int,
     max_decompressed_bytes: int,
@@ -182,9 +181,10 @@ def ingest_route(
         if in_flight.full:
             metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason="too_many_in_flight")
             return _error(429, f"{in_flight.count} ingest requests in flight; retry later", busy)
-        if not store.has_room_for(1):
-            metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason="pipeline_full")
-            return _error(429, "the store queue is full; retry later", busy)
+        try:
+            pipeline.admit(SOURCE, 1)  # counts its refusal itself
+        except PipelineFull:
+            return _error(429, "the pipeline is full; retry later", busy)
         token = bearer_token(request)
         sensor = registry.authenticate(token) if token else None
         if sensor is None:
@@ -220,7 +220,7 @@ def ingest_route(
         try:
             # The SQLite key store is a cache; the receipt committed with the events is the truth,
             # so a server killed between the two still answers a retry from the receipt.
-            committed = await store.find_receipt(sensor.name, key)
+            committed = await receipts.find_receipt(sensor.name, key)
             if committed is not None:
                 if committed.digest != digest:
                     metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason="idempotency_422")
@@ -254,19 +254,17 @@ def ingest_route(
             records = frame_records(data, max_records_per_request, pipeline.input_kind(fmt))
         except BodyError as exc:
             metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason=f"http_{exc.status}")
-            if exc.status == 400:  # kept, capped, so an operator can see what the sensor sent
-                letter = DeadLetter(
-                    ts=datetime.now(UTC), source=SOURCE, sensor=sensor.name, format=fmt, index=-1,
-                    reason=exc.reason, raw=body[:RAW_LIMIT_BYTES],
-                )
-                await store.append([], [letter])
+            if exc.status == 400:  # kept as a dead letter (index -1: the whole body), capped by the pipeline
+                with contextlib.suppress(PipelineFull, HoneyatlasError):
+                    await pipeline.ingest(source=SOURCE, fmt=fmt, sensor=sensor,
+                                          records=[RawRecord(-1, body[: RAW_LIMIT_BYTES * 4], error=exc.reason)])
             return _error(exc.status, exc.reason)
         try:
             pipeline.admit(SOURCE, len(records))
             result = await pipeline.ingest(source=SOURCE, fmt=fmt, sensor=sensor, records=records, receipt=receipt)
         except PipelineFull as exc:
             return _error(429, str(exc), {"Retry-After": str(exc.retry_after_seconds)})
-        except StoreError as exc:
+        except (StoreError, BusError) as exc:
             metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason="store_error")
             return _error(503, f"not stored, retry later: {exc}", {"Retry-After": "5"})
         return Response(_result_body(result), status_code=200)

@@ -48,13 +48,12 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from honeyatlas.adapters.detect import AUTO
-from honeyatlas.enrichment.sensors import Sensor
+from honeyatlas.enrichment.sensors import Sensor, SensorDirectory
 from honeyatlas.errors import HoneyatlasError, PipelineFull, StoreError
 from honeyatlas.metrics import Metrics
-from honeyatlas.pipeline import Pipeline, RawRecord
+from honeyatlas.pipeline import Ingest, RawRecord
 from honeyatlas.sources.framing import decode_line
 from honeyatlas.sources.syslog_parse import SyslogMessage, TcpFramer, parse_message
-from honeyatlas.store.registry import SensorRegistry
 
 SOURCE = "syslog"
 READ_BYTES = 65536
@@ -151,8 +150,8 @@ class SyslogListener:
         self,
         address: ListenAddress,
         *,
-        pipeline: Pipeline,
-        registry: SensorRegistry,
+        pipeline: Ingest,
+        registry: SensorDirectory,
         metrics: Metrics,
         limits: SyslogLimits | None = None,
         ssl_context: ssl.SSLContext | None = None,

@@ -1,16 +1,21 @@
 """Storage: one small `Store` protocol and the backends behind it.
 
-`open_store(config)` is the only place that picks a backend; DuckDB (embedded, in the data
-directory) is the default. The sensor registry lives beside it in SQLite
+`open_store(config, metrics)` (store/open.py) is the only place that picks a backend by
+`storage.backend`: DuckDB (embedded, in the data directory, the default) or PostgreSQL (the
+roles, docs/scaling.md). With DuckDB the sensor registry lives beside it in SQLite
 (`honeyatlas.store.registry`) because several processes (the server and the `sensor`
-command) must be able to change it at once, which DuckDB's single-writer file lock forbids.
+command) must be able to change it at once, which DuckDB's single-writer file lock forbids;
+with PostgreSQL it lives in the same database.
+
+What must not live here: anything a backend does not share. A backend's own mechanics
+(DuckDB's rowids and writer queue, PostgreSQL's partitions) stay in its modules.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 
@@ -61,19 +66,62 @@ class IncidentQuery(msgspec.Struct, frozen=True, kw_only=True):
     limit: int = 100
 
 
+class TopItem(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One entry of a summary top-N list; `label` is the organisation of an ASN."""
+
+    key: str | int
+    count: int
+    label: str | None = None
+
+
+class Counts(msgspec.Struct, frozen=True):
+    """Events in the last minute, hour and 24 hours (up to 5 minutes ahead of `now`)."""
+
+    last_minute: int = msgspec.field(name="1m")
+    last_hour: int = msgspec.field(name="1h")
+    last_day: int = msgspec.field(name="24h")
+
+
+# The summary's top-N dimensions, in the order the API lists them.
+TOP_DIMENSIONS = ("countries", "asns", "ips", "ports", "sensors")
+
+
+class Summary(msgspec.Struct, frozen=True):
+    """The dashboard summary: counts and, per dimension of TOP_DIMENSIONS, the top-N keys of
+    the last 24 hours, ties broken by key. Exact, whatever the backend."""
+
+    counts: Counts
+    top: dict[str, list[TopItem]]
+
+
 class SensorActivity(msgspec.Struct, frozen=True):
     last_seen: datetime | None
     events_1h: int
     rejected_1h: int = 0
 
 
-class Store(Protocol):
-    """What the pipeline and the web layer need from storage. Reads run off the event loop."""
+class Backlog(Protocol):
+    """Admission: whether the next stage can take `count` more events now. A store with a
+    write queue says so from its queue; a bus publisher from its stream's limits."""
 
     @property
     def pending_events(self) -> int: ...
 
     def has_room_for(self, count: int) -> bool: ...
+
+
+class Receipts(Protocol):
+    """Where an idempotent source finds the answer a batch already got (sources/http.py)."""
+
+    async def find_receipt(self, sensor: str, key: str) -> Receipt | None: ...
+
+
+class Store(Backlog, Receipts, Protocol):
+    """What the pipeline and the web layer need from storage. Reads run off the event loop.
+
+    A store fed from the bus (PostgreSQL) makes `append` idempotent by event id: an event
+    whose id is stored already is skipped and not counted again (a redelivered message).
+    DuckDB is fed only in-process, with fresh ids, and does not pay for that check."""
 
     async def start(self) -> None: ...
 
@@ -89,8 +137,6 @@ class Store(Protocol):
         """Return once every event, dead letter, incident change and the receipt are durably
         committed, together."""
 
-    async def find_receipt(self, sensor: str, key: str) -> Receipt | None: ...
-
     async def recent_events(self, limit: int) -> list[Event]: ...
 
     async def query_events(self, query: EventQuery) -> list[Event]: ...
@@ -98,7 +144,14 @@ class Store(Protocol):
     def events_for_replay(self, *, window_seconds: float, payload_window_seconds: float, limit: int,
                           chunk_events: int = 20_000) -> AsyncIterator[list[Event]]: ...
 
-    async def summary(self, now: datetime, top_n: int) -> dict[str, Any]: ...
+    async def summary(self, now: datetime, top_n: int) -> Summary: ...
+
+    async def histogram(
+        self, since: datetime, until: datetime, bucket_seconds: int, by_kind: bool
+    ) -> list[tuple[datetime, str | None, int]]:
+        """(bucket start, kind or None, events) of the non-empty buckets of
+        `since <= ts < until`, buckets aligned on multiples of `bucket_seconds` (a multiple
+        of 60) since the Unix epoch, in order; exact."""
 
     async def sensor_activity(self, now: datetime) -> dict[str, SensorActivity]: ...
 

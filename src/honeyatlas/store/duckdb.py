@@ -38,6 +38,7 @@ from honeyatlas.store import (
     IncidentQuery,
     Receipt,
     SensorActivity,
+    Summary,
     duckdb_profiles,
     duckdb_stats,
 )
@@ -576,7 +577,7 @@ class DuckDBStore:
         params.append(query.limit)
         return [_row_to_event(r) for r in await self._read(sql, params)]
 
-    async def summary(self, now: datetime, top_n: int) -> dict[str, Any]:
+    async def summary(self, now: datetime, top_n: int) -> Summary:
         """Counts and top-N lists of the last 24 hours, exact, from the rollups (duckdb_stats.py)."""
         moment = _naive_utc(now)
         return await self._snapshot(lambda cursor: duckdb_stats.summary(cursor, moment, top_n))

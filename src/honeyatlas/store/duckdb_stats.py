@@ -27,6 +27,8 @@ from typing import Any
 
 import duckdb
 
+from honeyatlas.store import Counts, Summary, TopItem
+
 WINDOW = timedelta(hours=24)
 _EPOCH = datetime(1970, 1, 1)
 
@@ -135,7 +137,7 @@ def fold(con: duckdb.DuckDBPyConnection, now: datetime, lag: timedelta) -> int:
 # --------------------------------------------------------------------------- read side
 
 
-def summary(con: duckdb.DuckDBPyConnection, now: datetime, top_n: int) -> dict[str, Any]:
+def summary(con: duckdb.DuckDBPyConnection, now: datetime, top_n: int) -> Summary:
     """Counts (1 m, 1 h, and 24 h up to 5 minutes ahead of `now`) and the top-N keys of each
     dimension over `ts >= now - 24 h`, exact, from one snapshot.
 
@@ -165,10 +167,10 @@ def summary(con: duckdb.DuckDBPyConnection, now: datetime, top_n: int) -> dict[s
         tops = {dim: _top(con, dim, numeric, changes[dim], top_n) for dim, (_, numeric) in TOP_DIMENSIONS.items()}
     finally:
         con.rollback()
-    return {
-        "counts": {"1m": m1, "1h": h1, "24h": total - beyond},
-        "top": {dim: [_item(dim, key, n, label) for key, n, label in items] for dim, items in tops.items()},
-    }
+    return Summary(
+        counts=Counts(m1, h1, total - beyond),
+        top={dim: [_item(dim, key, n, label) for key, n, label in items] for dim, items in tops.items()},
+    )
 
 
 def _top(
@@ -236,11 +238,8 @@ def sensor_activity(con: duckdb.DuckDBPyConnection, hour_ago: datetime) -> list[
     return [(sensor, last, int(n)) for sensor, last, n in rows]
 
 
-def _item(dim: str, key: str, n: int, label: str | None) -> dict[str, Any]:
-    item: dict[str, Any] = {"key": int(key) if TOP_DIMENSIONS[dim][1] else key, "count": n}
-    if dim == "asns":
-        item["label"] = label
-    return item
+def _item(dim: str, key: str, n: int, label: str | None) -> TopItem:
+    return TopItem(int(key) if TOP_DIMENSIONS[dim][1] else key, n, label if dim == "asns" else None)
 
 
 def bucket_start(moment: datetime, bucket_seconds: int) -> datetime:

@@ -22,40 +22,49 @@ from litestar.params import FromQuery, QueryParameter
 
 from honeyatlas import __version__
 from honeyatlas.config import IngestConfig
+from honeyatlas.enrichment.sensors import SensorDirectory
 from honeyatlas.event import Event, Kind
 from honeyatlas.metrics import Metrics
-from honeyatlas.pipeline import Pipeline
-from honeyatlas.sinks.hub import LiveHub
-from honeyatlas.sources.idempotency import IdempotencyStore
-from honeyatlas.store import EventQuery, Store
-from honeyatlas.store.registry import SensorRegistry
+from honeyatlas.sinks import LiveClients
+from honeyatlas.store import Backlog, Counts, EventQuery, Store, TopItem
 
 
 @dataclass(frozen=True)
 class WebContext:
-    """Everything the web layer may touch, handed over by the composition root."""
+    """Everything the query side of the web layer may touch, handed over by the composition
+    root. Only protocols: the same routes serve one process (DuckDB, the local hub) and a
+    web role (PostgreSQL, a hub fed from the bus)."""
 
-    pipeline: Pipeline
-    registry: SensorRegistry
+    registry: SensorDirectory
     store: Store
-    hub: LiveHub
+    backlog: Backlog  # what health reports as pending: the store's queue, or the bus's
     metrics: Metrics
     ingest_settings: IngestConfig
-    geoip_status: Callable[[], dict[str, Any]]
-    idempotency: IdempotencyStore | None = None
+    formats: list[str]
+    live: LiveClients | None = None  # None in an ingest process (no WebSocket)
+    geoip_status: Callable[[], dict[str, Any]] | None = None  # None where nothing geolocates
+    role: str = "all"
     sharing_identity: str = "honeyatlas"  # who STIX and MISP exports say they come from
     started_monotonic: float = field(default_factory=time.monotonic)
+
+
+class PipelineCounts(msgspec.Struct):
+    rejected: int
+    dropped: int
+    ignored: int
+    refused_requests: int
+
+
+class SummaryView(msgspec.Struct):
+    counts: Counts
+    top: dict[str, list[TopItem]]
+    pipeline: PipelineCounts  # this process's counters (in a cluster: see each ingest process's /metrics)
+    generated_at: datetime
 
 
 class EventPage(msgspec.Struct):
     events: list[Event]
     next_cursor: str | None
-
-
-class TopItem(msgspec.Struct, omit_defaults=True):
-    key: str | int
-    count: int
-    label: str | None = None
 
 
 class HistogramBucket(msgspec.Struct, omit_defaults=True):
@@ -143,17 +152,16 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
 
     @get("/api/v1/stats/summary", tags=["query"], summary="Counts for 1 m / 1 h / 24 h and top-N lists (24 h)",
          description="Exact, from rollups the store keeps up to date every few seconds plus the newest events.")
-    async def summary(top: Annotated[int, QueryParameter(ge=1, le=100)] = 10) -> dict[str, Any]:
+    async def summary(top: Annotated[int, QueryParameter(ge=1, le=100)] = 10) -> SummaryView:
         now = datetime.now(UTC)
-        result = await ctx.store.summary(now, top)
-        result["pipeline"] = {
-            "rejected": int(ctx.metrics.total("honeyatlas_records_rejected_total")),
-            "dropped": int(ctx.metrics.total("honeyatlas_events_dropped_total")),
-            "ignored": int(ctx.metrics.total("honeyatlas_records_ignored_total")),
-            "refused_requests": int(ctx.metrics.total("honeyatlas_requests_refused_total")),
-        }
-        result["generated_at"] = now
-        return result
+        found = await ctx.store.summary(now, top)
+        counted = PipelineCounts(
+            rejected=int(ctx.metrics.total("honeyatlas_records_rejected_total")),
+            dropped=int(ctx.metrics.total("honeyatlas_events_dropped_total")),
+            ignored=int(ctx.metrics.total("honeyatlas_records_ignored_total")),
+            refused_requests=int(ctx.metrics.total("honeyatlas_requests_refused_total")),
+        )
+        return SummaryView(counts=found.counts, top=found.top, pipeline=counted, generated_at=now)
 
     @get(
         "/api/v1/stats/histogram", tags=["query"],
@@ -238,23 +246,30 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
             ]
         }
 
+    return [events, summary, histogram, sensors, rejected, *ops_routes(ctx)]
+
+
+def ops_routes(ctx: WebContext) -> list[BaseRouteHandler]:
+    """Health and metrics: served by every role."""
+
     @get("/api/v1/health", tags=["ops"], summary="Liveness and component status")
     async def health() -> dict[str, Any]:
         return {
             "status": "ok",
             "version": __version__,
             "uptime_seconds": round(time.monotonic() - ctx.started_monotonic, 1),
+            "role": ctx.role,
             "store": {
                 "schema_version": await ctx.store.schema_version(),
-                "pending_events": ctx.store.pending_events,
+                "pending_events": ctx.backlog.pending_events,
             },
-            "live": {"clients": ctx.hub.client_count},
-            "geoip": ctx.geoip_status(),
-            "formats": ctx.pipeline.formats(),
+            "live": {"clients": ctx.live.client_count if ctx.live is not None else 0},
+            "geoip": ctx.geoip_status() if ctx.geoip_status is not None else None,
+            "formats": ctx.formats,
         }
 
     @get("/metrics", tags=["ops"], summary="Prometheus text exposition", media_type="text/plain; version=0.0.4")
     async def metrics() -> Response[str]:
         return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    return [events, summary, histogram, sensors, rejected, health, metrics]
+    return [health, metrics]

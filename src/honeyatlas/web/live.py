@@ -14,10 +14,10 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.handlers import WebsocketRouteHandler
 
-from honeyatlas.sinks.hub import LiveClient, LiveHub
+from honeyatlas.sinks import LiveClient, LiveClients
 
 
-def live_route(hub: LiveHub) -> WebsocketRouteHandler:
+def live_route(hub: LiveClients) -> WebsocketRouteHandler:
     @websocket("/api/v1/live")
     async def live(socket: WebSocket) -> None:  # type: ignore[type-arg]
         registered = hub.connect()

@@ -1,0 +1,117 @@
+"""The store sink: dedupe, correlate, commit durably, then tell the live feed.
+
+What one process (`--role all`) does after normalising a batch, and what a worker does with
+each batch it takes from the bus: drop the session events another stream already brought
+(transforms/dedupe.py), run the streaming detectors, append events, dead letters, incident
+changes and the idempotency receipt in ONE store transaction, and only after the commit
+publish to the live feed. The caller (the pipeline, or the worker's bus consumer)
+acknowledges its own sender only when `deliver` returns.
+
+Incident growth is saved at most once per `incident_save_interval_seconds` (coalesced by
+id); openings and closings are saved with the batch that caused them. A crash loses at most
+one interval of growth, which the replay at start recomputes from the stored events.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from honeyatlas.event import Event
+from honeyatlas.incident import Incident
+from honeyatlas.metrics import Metrics
+from honeyatlas.sinks import Delivered, LiveFeed, Streams
+from honeyatlas.store import DeadLetter, Receipt, Store
+from honeyatlas.transforms.correlate import Correlator
+from honeyatlas.transforms.dedupe import SessionDeduplicator
+
+log = logging.getLogger(__name__)
+
+
+class StoreSink:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        live: LiveFeed,
+        deduplicator: SessionDeduplicator,
+        metrics: Metrics,
+        correlator: Correlator | None = None,
+        incident_save_interval_seconds: float = 1.0,
+    ) -> None:
+        self._store = store
+        self._live = live
+        self._deduplicator = deduplicator
+        self._metrics = metrics
+        self._correlator = correlator
+        self._unsaved: dict[str, Incident] = {}
+        self._save_interval = incident_save_interval_seconds
+        self._saved_at = 0.0
+
+    def has_room_for(self, count: int) -> bool:
+        return self._store.has_room_for(count)
+
+    @property
+    def pending_events(self) -> int:
+        return self._store.pending_events
+
+    async def deliver(
+        self,
+        *,
+        source: str,
+        sensor: str,
+        events: list[Event],
+        streams: Streams,
+        dead_letters: list[DeadLetter],
+        receipt: Callable[[Delivered], Receipt | None],
+    ) -> Delivered:
+        kept = events
+        if any(stream is not None for stream in streams):
+            keep = self._deduplicator.keep
+            kept = [e for e, stream in zip(events, streams, strict=True) if stream is None or keep(e, stream)]
+        delivered = Delivered(len(kept), len(events) - len(kept))
+        # Correlated before the commit; a batch the store then refuses was still seen by the
+        # detectors (an event_count may run ahead after a retry; distinct sensors and sources cannot).
+        incidents: list[Incident] = []
+        to_save: list[Incident] = []
+        if self._correlator is not None and kept:
+            transitions = self._correlator.transitions
+            incidents = self._correlator.observe(kept)
+            to_save = self._incidents_to_save(incidents, transitions != self._correlator.transitions)
+        try:
+            await self._store.append(kept, dead_letters, receipt(delivered), to_save)
+        except BaseException:
+            for incident in to_save:
+                self._unsaved.setdefault(incident.id, incident)
+            raise
+        if incidents:
+            self._live.publish_incidents(incidents)
+        if kept:
+            self._live.publish(kept)
+        if delivered.duplicates:
+            self._metrics.inc("honeyatlas_events_dropped_total", delivered.duplicates,
+                              component="dedupe", reason="duplicate_session_event")
+        return delivered
+
+    def _incidents_to_save(self, incidents: list[Incident], transition: bool) -> list[Incident]:
+        for incident in incidents:
+            self._unsaved[incident.id] = incident
+        now = time.monotonic()
+        if not self._unsaved or not (transition or now - self._saved_at >= self._save_interval):
+            return []
+        self._saved_at = now
+        pending, self._unsaved = list(self._unsaved.values()), {}
+        return pending
+
+    async def save_incidents(self) -> None:
+        """Save incident changes still held back (called periodically and at stop)."""
+        if self._unsaved:
+            self._saved_at = time.monotonic()
+            pending, self._unsaved = list(self._unsaved.values()), {}
+            try:
+                await self._store.append([], [], None, pending)
+            except BaseException:
+                for incident in pending:
+                    self._unsaved.setdefault(incident.id, incident)
+                raise

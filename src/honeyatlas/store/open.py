@@ -1,0 +1,52 @@
+"""The one place that picks a storage backend from the Config (`storage.backend`).
+
+PostgreSQL's driver is imported only when the configuration names it, so the embedded
+default never needs it.
+"""
+
+from __future__ import annotations
+
+from honeyatlas.config import Config
+from honeyatlas.enrichment.sensors import SensorDirectory
+from honeyatlas.metrics import Metrics
+from honeyatlas.store import Store
+
+
+def open_store(config: Config, metrics: Metrics, *, shard: int = 0) -> Store:
+    """The configured event store, not started. `shard` tells PostgreSQL's rollups which
+    writer this is (each worker its own), so two workers never wait for the same row."""
+    storage = config.storage
+    if storage.backend == "postgresql":
+        from honeyatlas.store.postgres import PostgresStore
+
+        assert storage.url is not None  # config.check
+        return PostgresStore(
+            storage.url, metrics=metrics, max_pending_events=storage.max_pending_events,
+            write_batch_max_events=storage.write_batch_max_events,
+            receipt_ttl_seconds=config.ingest.idempotency_ttl_seconds, retention_days=storage.retention_days,
+            shard=shard,
+        )
+    from honeyatlas.store.duckdb import DuckDBStore
+
+    return DuckDBStore(
+        config.data_dir / "events.duckdb",
+        max_pending_events=storage.max_pending_events,
+        write_batch_max_events=storage.write_batch_max_events,
+        metrics=metrics,
+        receipt_ttl_seconds=config.ingest.idempotency_ttl_seconds,
+        stats_fold_interval_seconds=storage.stats_fold_interval_seconds,
+        checkpoint_threshold_mib=storage.checkpoint_threshold_mib,
+    )
+
+
+def open_registry(config: Config) -> SensorDirectory:
+    """The sensor registry of this configuration, not opened: SQLite in the data directory
+    beside DuckDB, or the PostgreSQL database every process of a cluster shares."""
+    if config.storage.backend == "postgresql":
+        from honeyatlas.store.postgres_registry import PostgresSensorRegistry
+
+        assert config.storage.url is not None
+        return PostgresSensorRegistry(config.storage.url)
+    from honeyatlas.store.registry import SensorRegistry
+
+    return SensorRegistry(config.data_dir / "registry.sqlite3")
