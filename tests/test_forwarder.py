@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -285,3 +287,65 @@ async def test_honours_retry_after_when_the_server_is_full(tmp_path: Path, monke
         assert state["inflight"]["start"] == 0 and state["inflight"]["end"] == log.stat().st_size
     finally:
         stop()
+
+
+async def test_a_refused_token_stops_loudly_after_a_few_tries_and_keeps_the_position(
+    server: RunningServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = tmp_path / "cowrie.json"
+    log.write_text("".join(command_line(n) for n in range(5)))
+    token = server.add_sensor("revoked-01")
+    server.service.registry.revoke("revoked-01")
+    forwarder = fast_forwarder(log, server.url, token, tmp_path / "state.json", max_token_refusals=3)
+    with caplog.at_level("INFO"):
+        await asyncio.wait_for(forwarder.run(), 20)  # returns by itself: no stop() needed
+
+    status = forwarder.status()
+    assert forwarder.failure is not None and "refused the sensor token 3 times" in forwarder.failure
+    assert status.retries == 2 and status.last_error is not None and status.last_error.startswith("HTTP 401")
+    assert status.batches_sent == 0 and status.acked_offset == 0 and not status.dropped_lines
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "token" in errors[0] and "HONEYATLAS_TOKEN" in errors[0], errors
+    state = json.loads((tmp_path / "state.json").read_text())  # nothing skipped: the batch is still in flight
+    assert state["offset"] == 0 and state["inflight"]["start"] == 0
+
+    # the right token then ships everything from the saved position
+    token = server.add_sensor("cowrie-01")
+    forwarder = fast_forwarder(log, server.url, token, tmp_path / "state.json", max_token_refusals=3)
+    task = asyncio.create_task(forwarder.run())
+    await wait_for(lambda: forwarder.status().lines_sent == 5, 20, "the log shipped with the right token")
+    forwarder.stop()
+    await task
+    assert forwarder.failure is None
+    assert_each_line_once(server.url, "cowrie-01", 5)
+
+
+async def test_busy_answers_are_retried_past_the_token_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """429 (and 5xx, network errors) are not the token's fault: no bound, however many."""
+    running, stop = start_idempotent_server(tmp_path / "data", monkeypatch, storage={"max_pending_events": 1})
+    try:
+        log = tmp_path / "cowrie.json"
+        log.write_text("".join(command_line(n) for n in range(5)))
+        forwarder = fast_forwarder(log, running.url, running.add_sensor("cowrie-01"), tmp_path / "state.json",
+                                   max_token_refusals=1)
+        task = asyncio.create_task(forwarder.run())
+        await wait_for(lambda: forwarder.status().retries >= 2, 10, "two 429s retried")
+        assert not task.done() and forwarder.failure is None
+        forwarder.stop()
+        await task
+    finally:
+        stop()
+
+
+def test_forward_command_exits_2_with_one_error_line_when_the_token_is_refused(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    log = tmp_path / "cowrie.json"
+    log.write_text(command_line(0))
+    command = [sys.executable, "-m", "honeyatlas", "forward", "--file", str(log), "--url", server.url,
+               "--token", "hat_0000000000000000_wrong", "--format", "cowrie", "--max-token-refusals", "2",
+               "--backoff-max-seconds", "0.2", "--flush-interval-seconds", "0.05"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "refused the sensor token 2 times" in errors[0], done.stderr

@@ -10,8 +10,10 @@ carries an `Idempotency-Key` derived from its file range and bytes, so the retry
 that was in flight when the agent or the server died is answered from the server's
 idempotency receipts instead of being stored again. While the server is away or answers
 429/5xx, the agent backs off (at least Retry-After) and buffers in the log file itself up to
-`--buffer-max-bytes`. Rotation handling and the state file are described in
-`honeyatlas.sources.follow`.
+`--buffer-max-bytes`. A token the server refuses (401) will not mend itself: after
+`--max-token-refusals` refusals in a row the agent logs one error saying what to do and
+stops, and the command exits with status 2; the saved position is kept, so nothing is lost.
+Rotation handling and the state file are described in `honeyatlas.sources.follow`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from honeyatlas.sources.follow import Batch, FileFollower, FollowStatus
 
 __all__ = ["FollowStatus", "Forwarder", "main", "run_command"]
 
+log = logging.getLogger("honeyatlas.forward")
+
 
 def retry_after_seconds(value: str | None) -> float | None:
     if value is None:
@@ -51,12 +55,16 @@ class Forwarder(FileFollower):
         state_path: Path,
         *,
         request_timeout_seconds: float = 30.0,
+        max_token_refusals: int = 5,
         **follow_settings: Any,
     ) -> None:
         super().__init__(path, state_path, label="forward", **follow_settings)
         self.endpoint = f"{url.rstrip('/')}/api/v1/ingest/{fmt}"
         self._token = token
         self.request_timeout = request_timeout_seconds
+        self.max_token_refusals = max(1, max_token_refusals)
+        self._token_refusals = 0  # 401s in a row; any other answer resets it
+        self.failure: str | None = None  # why the agent stopped by itself (the token was refused)
         self._client: httpx.AsyncClient | None = None
 
     async def run(self) -> None:
@@ -81,6 +89,12 @@ class Forwarder(FileFollower):
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:
+                if response.status_code != 401:
+                    self._token_refusals = 0
+                else:
+                    self._token_refusals += 1
+                    if self._token_refusals >= self.max_token_refusals:
+                        await self._give_up_token_refused(response)
                 if response.status_code == 200:
                     self._delivered(batch)
                     return
@@ -94,6 +108,19 @@ class Forwarder(FileFollower):
                 retry_after = retry_after_seconds(response.headers.get("retry-after"))
             await self._back_off(attempt, error, retry_after)
             attempt += 1
+
+    async def _give_up_token_refused(self, response: httpx.Response) -> None:
+        """Retrying cannot help: say so once, loudly, and stop; the batch stays in flight."""
+        self._status.last_error = f"HTTP 401: {response.text[:200]}"
+        self.failure = (
+            f"the server refused the sensor token {self._token_refusals} times in a row (HTTP 401 from "
+            f"{self.endpoint}): the token is wrong or the sensor was revoked. Give the sensor's current token "
+            "(--token or HONEYATLAS_TOKEN; `honeyatlas sensor add` on the server issues one) and start again; "
+            "the saved position is kept, nothing is lost"
+        )
+        log.error("%s %s: stopped: %s", self.label, self.path, self.failure)
+        self.stop()
+        await asyncio.Event().wait()  # run() cancels this sender now that it is stopping
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +143,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--buffer-max-bytes", type=int, default=16 * 1024 * 1024,
                         help="read ahead at most this much while the server is away (default 16 MiB)")
     parser.add_argument("--backoff-max-seconds", type=float, default=30.0, help="longest wait between retries (default 30)")
+    parser.add_argument("--max-token-refusals", type=int, default=5, metavar="N",
+                        help="stop with exit status 2 after the server refused the token (401) N times in a row "
+                             "(default 5); 429, 5xx and network errors are retried without limit")
 
 
 def forwarder_from(args: argparse.Namespace) -> Forwarder:
@@ -128,7 +158,7 @@ def forwarder_from(args: argparse.Namespace) -> Forwarder:
         path, args.url, token, args.format, state,
         batch_max_records=args.batch_max_records, batch_max_bytes=args.batch_max_bytes,
         flush_interval_seconds=args.flush_interval_seconds, buffer_max_bytes=args.buffer_max_bytes,
-        backoff_max_seconds=args.backoff_max_seconds,
+        backoff_max_seconds=args.backoff_max_seconds, max_token_refusals=args.max_token_refusals,
     )
 
 
@@ -144,14 +174,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run the agent for parsed `forward` options until SIGTERM or Ctrl-C (cli.py calls this)."""
+    """Run the agent for parsed `forward` options until SIGTERM or Ctrl-C (cli.py calls this),
+    or until the server refuses the token for good: then the exit status is 2."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     forwarder = forwarder_from(args)
     asyncio.run(run_until_signalled(forwarder))
     status = forwarder.status()
     print(f"forwarded {status.lines_sent} lines in {status.batches_sent} batches ({status.retries} retries)",
           file=sys.stderr)
-    return 0
+    return 2 if forwarder.failure else 0
 
 
 if __name__ == "__main__":
