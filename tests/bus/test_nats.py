@@ -91,6 +91,14 @@ async def test_full_stream_refuses_and_keeps_what_it_holds(make_bus: BusFactory)
     await bus.publish(1, small_batch("e"), None)  # acked batches left the stream: room again
 
 
+async def test_stream_full_by_bytes_is_bus_full_too(make_bus: BusFactory) -> None:
+    bus = await make_bus(stream_max_bytes=4096)
+    await bus.publish(0, small_batch("a"), None)
+    with pytest.raises(BusFull):
+        for tag in "bcdefgh":
+            await bus.publish(0, small_batch(tag), None)
+
+
 async def test_unacked_batch_comes_again_to_the_next_consumer(make_bus: BusFactory) -> None:
     publisher = await make_bus("ingest")
     await publisher.publish(3, small_batch("x"), None)
@@ -246,3 +254,12 @@ async def test_no_server_is_one_clear_error() -> None:
     bus = NatsBus(BusConfig(url="nats://127.0.0.1:1", publish_timeout_seconds=1.0), metrics=Metrics(), name="t")
     with pytest.raises(BusError, match=r"cannot connect to NATS at nats://127.0.0.1:1: .*check bus.url"):
         await bus.start()
+
+
+async def test_a_new_configuration_updates_stream_and_consumers(make_bus: BusFactory) -> None:
+    await make_bus("old", stream_max_messages=3, ack_wait_seconds=1.0)
+    new = await make_bus("new", stream_max_messages=5, ack_wait_seconds=2.0)
+    for tag in "abcde":  # five fit now
+        await new.publish(0, small_batch(tag), None)
+    js = new._jetstream()
+    assert (await js.consumer_info("HONEYATLAS", "events-p0")).config.ack_wait == 2.0

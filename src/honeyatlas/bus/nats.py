@@ -187,6 +187,10 @@ class NatsBus:
             await self._ensure_consumers()
             self._kv = await self._ensure_leases()
             await self._refresh_stream_state()
+        except (nats.errors.Error, TimeoutError) as exc:
+            await self.stop()
+            raise BusError(f"JetStream at {self._config.url} refused the set-up of stream {self._stream}: {exc}; "
+                           "check that nats-server runs with -js") from exc
         except BaseException:
             await self.stop()
             raise
