@@ -29,7 +29,6 @@ from typing import Any
 
 import msgspec
 import psycopg
-from psycopg import sql as pgsql
 
 from honeyatlas.errors import StoreError
 from honeyatlas.event import Event
@@ -54,6 +53,7 @@ from honeyatlas.store.postgres_schema import COLUMNS_SQL, COPY_TYPES
 log = logging.getLogger(__name__)
 
 _READ_CONNECTIONS = 4
+_RETENTION_INTERVAL_SECONDS = 3600.0
 _incident_encoder = msgspec.json.Encoder()
 
 
@@ -94,6 +94,7 @@ class PostgresStore:
         self._pending = 0
         self._queue: asyncio.Queue[_WriteJob | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self._retention: asyncio.Task[None] | None = None
         self._write_con: psycopg.AsyncConnection[Any] | None = None
         self._readers: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
         self._read_cons: list[psycopg.AsyncConnection[Any]] = []
@@ -124,6 +125,21 @@ class PostgresStore:
             self._read_cons.append(reader)
             self._readers.put_nowait(reader)
         self._writer = asyncio.create_task(self._write_loop(), name="postgres-writer")
+        if self._retention_days > 0:
+            self._retention = asyncio.create_task(self._retention_loop(), name="postgres-retention")
+
+    async def _retention_loop(self) -> None:
+        """Drop expired days now and every hour after; every worker runs it, the advisory lock
+        lets one at a time work and the others find nothing left to drop."""
+        while True:
+            try:
+                dropped = await self.drop_expired_partitions(datetime.now(UTC))
+                if dropped:
+                    log.info("retention: dropped %d daily partitions older than %d days", dropped,
+                             self._retention_days)
+            except StoreError as exc:
+                log.warning("%s; will retry in an hour", exc)
+            await asyncio.sleep(_RETENTION_INTERVAL_SECONDS)
 
     async def _migrate(self, con: psycopg.AsyncConnection[Any]) -> None:
         """Apply the missing migrations in one transaction; the advisory lock makes processes
@@ -150,12 +166,14 @@ class PostgresStore:
 
     async def _prepare_writer(self, con: psycopg.AsyncConnection[Any]) -> None:
         await con.execute("CREATE TEMPORARY TABLE IF NOT EXISTS staging (LIKE events) ON COMMIT DELETE ROWS")
-        rows = await (await con.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = 'events'::regclass")).fetchall()
-        self._partitions = {day for (name,) in rows if (day := postgres_schema.partition_day(name)) is not None}
+        self._partitions = await postgres_schema.partition_days(con)
 
     async def stop(self) -> None:
+        if self._retention is not None:
+            self._retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention
+            self._retention = None
         if self._writer is not None:
             self._queue.put_nowait(None)
             await self._writer
@@ -300,12 +318,7 @@ class PostgresStore:
             await self._create_partition(con, day)
 
     async def _create_partition(self, con: psycopg.AsyncConnection[Any], day: date) -> None:
-        async with con.transaction():
-            await con.execute("SELECT pg_advisory_xact_lock(%s)", [postgres_schema.PARTITION_LOCK])
-            found = await (await con.execute("SELECT to_regclass(%s)", [postgres_schema.partition_name(day)])).fetchone()
-            if found is None or found[0] is None:  # another writer may have made it meanwhile
-                for statement in postgres_schema.create_partition_sql(day):
-                    await con.execute(statement)  # type: ignore[arg-type]  # DDL of our own
+        await postgres_schema.create_partition(con, day)
         self._partitions.add(day)
 
     async def drop_expired_partitions(self, now: datetime) -> int:
@@ -317,23 +330,12 @@ class PostgresStore:
         cutoff = postgres_schema.day_start(postgres_schema.utc_day(now - timedelta(days=self._retention_days)))
         con = await connect(self._url, self._where)
         try:
-            async with con.transaction():
-                await con.execute("SELECT pg_advisory_xact_lock(%s)", [postgres_schema.RETENTION_LOCK])
-                rows = await (await con.execute(
-                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                    "WHERE i.inhparent = 'events'::regclass")).fetchall()
-                expired = sorted(name for (name,) in rows if (day := postgres_schema.partition_day(name)) is not None
-                                 and postgres_schema.day_start(day + timedelta(days=1)) <= cutoff)
-                for name in expired:
-                    await con.execute(pgsql.SQL("DROP TABLE {}").format(pgsql.Identifier(name)))
-                for statement in ("DELETE FROM events_default WHERE ts < %s", "DELETE FROM stats_minutes WHERE minute < %s",
-                                  "DELETE FROM stats_hours WHERE hour < %s", "DELETE FROM dead_letters WHERE ts < %s"):
-                    await con.execute(statement, [cutoff])  # type: ignore[arg-type]
+            expired = await postgres_schema.drop_before(con, cutoff)
         except psycopg.Error as exc:
             raise StoreError(f"retention at {self._where} failed: {_first_line(exc)}") from exc
         finally:
             await con.close()
-        self._partitions = {d for d in self._partitions if postgres_schema.partition_name(d) not in expired}
+        self._partitions -= expired
         return len(expired)
 
     # ------------------------------------------------------------------ reads

@@ -22,7 +22,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import psycopg
 from msgspec.structs import astuple
+from psycopg import sql
 
 from honeyatlas.event import Event
 from honeyatlas.store.duckdb import EVENT_COLUMNS
@@ -128,10 +130,9 @@ def day_start(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
-def create_partition_sql(day: date) -> list[str]:
+def _create_partition_sql(day: date) -> list[str]:
     """Statements that create `day`'s partition, moving in what the default partition holds
-    for that day (a CREATE ... PARTITION OF would fail on such rows). Run them in one
-    transaction holding PARTITION_LOCK, after checking that the partition is missing."""
+    for that day (a CREATE ... PARTITION OF would fail on such rows)."""
     name, start, end = partition_name(day), day_start(day), day_start(day + timedelta(days=1))
     bounds = f"FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
     return [
@@ -140,6 +141,40 @@ def create_partition_sql(day: date) -> list[str]:
         f"RETURNING *) INSERT INTO {name} SELECT * FROM moved",
         f"ALTER TABLE events ATTACH PARTITION {name} FOR VALUES {bounds}",
     ]
+
+
+async def partition_days(con: psycopg.AsyncConnection[Any]) -> set[date]:
+    """The days that have a partition of their own."""
+    rows = await (await con.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'events'::regclass")).fetchall()
+    return {day for (name,) in rows if (day := partition_day(name)) is not None}
+
+
+async def create_partition(con: psycopg.AsyncConnection[Any], day: date) -> None:
+    """Create `day`'s partition unless it exists, in a transaction of its own (autocommit
+    connection) holding PARTITION_LOCK: writers of several processes may want it at once."""
+    async with con.transaction():
+        await con.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITION_LOCK])
+        found = await (await con.execute("SELECT to_regclass(%s)", [partition_name(day)])).fetchone()
+        if found is None or found[0] is None:
+            for statement in _create_partition_sql(day):
+                await con.execute(statement)  # type: ignore[arg-type]  # DDL of our own
+
+
+async def drop_before(con: psycopg.AsyncConnection[Any], cutoff: datetime) -> set[date]:
+    """Delete everything with `ts < cutoff` (a UTC midnight): whole daily partitions, rows of
+    the default partition, their rollup buckets and dead letters, in one transaction, so the
+    rollups still answer exactly for what remains. Returns the days dropped."""
+    async with con.transaction():
+        await con.execute("SELECT pg_advisory_xact_lock(%s)", [RETENTION_LOCK])
+        expired = {day for day in await partition_days(con) if day_start(day + timedelta(days=1)) <= cutoff}
+        for day in sorted(expired):
+            await con.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(partition_name(day))))
+        for statement in ("DELETE FROM events_default WHERE ts < %s", "DELETE FROM stats_minutes WHERE minute < %s",
+                          "DELETE FROM stats_hours WHERE hour < %s", "DELETE FROM dead_letters WHERE ts < %s"):
+            await con.execute(statement, [cutoff])  # type: ignore[arg-type]
+    return expired
 
 
 def utc_day(moment: datetime) -> date:
