@@ -119,11 +119,15 @@ class PostgresStore:
             await con.close()
             raise
         self._write_con = con
-        await self._prepare_writer(con)
-        for _ in range(_READ_CONNECTIONS):
-            reader = await connect(self._url, self._where)
-            self._read_cons.append(reader)
-            self._readers.put_nowait(reader)
+        try:
+            await self._prepare_writer(con)
+            for _ in range(_READ_CONNECTIONS):
+                reader = await connect(self._url, self._where)
+                self._read_cons.append(reader)
+                self._readers.put_nowait(reader)
+        except BaseException:
+            await self.stop()  # closes what was opened
+            raise
         self._writer = asyncio.create_task(self._write_loop(), name="postgres-writer")
         if self._retention_days > 0:
             self._retention = asyncio.create_task(self._retention_loop(), name="postgres-retention")
@@ -437,14 +441,13 @@ class PostgresStore:
 
     async def summary(self, now: datetime, top_n: int) -> Summary:
         async with self._snapshot() as read:
-            return await postgres_stats.summary(read, now.astimezone(UTC), top_n)
+            return await postgres_stats.summary(read, _utc(now), top_n)
 
     async def histogram(
         self, since: datetime, until: datetime, bucket_seconds: int, by_kind: bool
     ) -> list[tuple[datetime, str | None, int]]:
         async with self._snapshot() as read:
-            return await postgres_stats.histogram(read, since.astimezone(UTC), until.astimezone(UTC),
-                                                  bucket_seconds, by_kind)
+            return await postgres_stats.histogram(read, _utc(since), _utc(until), bucket_seconds, by_kind)
 
     async def sensor_activity(self, now: datetime) -> dict[str, SensorActivity]:
         hour_ago = now - timedelta(hours=1)
@@ -495,6 +498,11 @@ class PostgresStore:
         async with self._snapshot() as read:
             return await postgres_profiles.attacker_summaries(read, since=since, until=until,
                                                               min_sensors=min_sensors, limit=limit)
+
+
+def _utc(moment: datetime) -> datetime:
+    """Aware UTC; a naive moment is UTC already (as DuckDBStore takes it)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -26,7 +26,7 @@ import psycopg
 from msgspec.structs import astuple
 from psycopg import sql
 
-from honeyatlas.event import Event
+from honeyatlas.event import EVENT_FIELDS, Event
 from honeyatlas.store.duckdb import EVENT_COLUMNS
 
 _TYPES = {
@@ -179,6 +179,10 @@ async def drop_before(con: psycopg.AsyncConnection[Any], cutoff: datetime) -> se
 
 def utc_day(moment: datetime) -> date:
     return (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).date()
+
+
+# event_row relies on Event's field order: the scalars, then these six.
+assert EVENT_FIELDS[25:] == ("src_geo", "dst_geo", "flags", "warnings", "raw", "v"), EVENT_FIELDS
 
 
 def event_row(event: Event) -> tuple[Any, ...]:
