@@ -12,7 +12,8 @@ saying to run `scripts/test-deps` (which apt-installs postgresql): a missing eng
 error, never a skip. PostgreSQL refuses to run as root, so as root the server runs as the
 `postgres` user (created by Debian's package) in a directory it owns; as anyone else it runs
 as that user. It listens on 127.0.0.1 and a socket in its own directory, never on 5432 (another
-server may be there), with fsync off: test data need not survive a power cut.
+server may be there), with fsync off: test data need not survive a power cut
+(`running_postgres(durable=True)` keeps it on, for benchmarks).
 
 What must not live here: anything about honeyatlas's schema; stores migrate their own databases.
 """
@@ -76,8 +77,9 @@ def _as_postgres(command: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def running_postgres() -> Iterator[PostgresServer]:
-    """Start a throw-away server; stop it and remove its directory on exit."""
+def running_postgres(*, durable: bool = False) -> Iterator[PostgresServer]:
+    """Start a throw-away server; stop it and remove its directory on exit. `durable` keeps
+    fsync and synchronous commits on (for benchmarks that must pay what production pays)."""
     binaries = _binaries()
     root = Path(tempfile.mkdtemp(prefix="honeyatlas-pg-"))
     if os.geteuid() == 0:  # the server refuses root: hand the directory to the postgres user
@@ -91,8 +93,9 @@ def running_postgres() -> Iterator[PostgresServer]:
                           "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]),
             check=True, capture_output=True, cwd=root,
         )
-        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off " \
-                  "-c full_page_writes=off -c max_connections=200"
+        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         result = subprocess.run(
             _as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
                           "-o", options, "start"]),
