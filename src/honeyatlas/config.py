@@ -338,6 +338,9 @@ def check(config: Config) -> None:
                               '"postgresql" and url = "postgresql://user@host/db" (docs/scaling.md)')
     if config.worker.index >= config.worker.count:
         raise ConfigError("worker.index", f"must be below worker.count ({config.worker.count})")
+    if config.worker.count > 1 and config.correlation.multi_sensor_group_by != "ip":
+        raise ConfigError("correlation.multi_sensor_group_by", "workers share the stream by source address: "
+                          "grouping by prefix or asn needs worker.count = 1")
     if config.demo.enabled and role not in ("all", "ingest"):
         raise ConfigError("demo.enabled", "the demo honeynet feeds a pipeline: use it with --role all or ingest")
 

@@ -36,6 +36,7 @@ from honeyatlas.event import Event
 from honeyatlas.incident import Incident
 from honeyatlas.metrics import Metrics
 from honeyatlas.store import Backlog, DeadLetter, Receipt
+from honeyatlas.transforms.correlate import Hit
 
 __all__ = [
     "Bus",
@@ -68,6 +69,17 @@ class EventBatch(msgspec.Struct, frozen=True):
     # Dedupe stream of each event (sinks.Streams: 0 per-action log, 1 session summary,
     # None without a twin); empty means None for every event.
     streams: list[int | None] = []
+    # Family KEYED only: the campaign fingerprint each event completed, or None for an event
+    # passed on for its payload hash (transforms/correlate: the keyed stage).
+    hits: list[Hit | None] = []
+
+
+# Subject families of the event stream: EVENTS carries the ingested batches, partitioned by
+# source address; KEYED carries what a worker's source stage passes to the keyed detectors,
+# partitioned by the shared key (payload hash, campaign fingerprint).
+EVENTS = "events"
+KEYED = "keyed"
+FAMILIES = (EVENTS, KEYED)
 
 
 class BatchEncoder:
@@ -138,7 +150,8 @@ class Publisher(Backlog, Protocol):
 
     partitions: int
 
-    async def publish(self, partition: int, batch: EventBatch, msg_id: str | None = None) -> None:
+    async def publish(self, partition: int, batch: EventBatch, msg_id: str | None = None,
+                      family: str = EVENTS) -> None:
         """Return once the stream stored the batch durably. A duplicate `msg_id` within the
         duplicate window is a success. Raises `BusFull` when the stream is at its limits
         (it never drops older batches to make room) and `BusError` on timeout or disconnect
@@ -193,7 +206,8 @@ class Consumer(Protocol):
 
     partitions: int
 
-    async def fetch(self, partition: int, max_messages: int, timeout: float) -> list[Delivery]:
+    async def fetch(self, partition: int, max_messages: int, timeout: float,
+                    family: str = EVENTS) -> list[Delivery]:
         """Up to `max_messages` batches of `partition`, oldest first; waits up to `timeout`
         seconds for the first one, returns [] when none came."""
 
@@ -256,9 +270,10 @@ class _LocalDelivery:
     delivered_count: int
     _bus: LocalBus
     _stored: _Stored = field(repr=False)
+    _queue: deque[_Stored] = field(repr=False)
 
     async def ack(self) -> None:
-        self._bus._ack(self.partition, self._stored)
+        self._bus._ack(self.partition, self._stored, self._queue)
 
     async def nak(self, delay: float | None = None) -> None:
         self._stored.invisible_until = time.monotonic() + (delay or 0.0)
@@ -284,7 +299,8 @@ class LocalBus:
         self._metrics = metrics or Metrics()
         self._encoder = BatchEncoder()
         self._decoder = BatchDecoder()
-        self._queues: list[deque[_Stored]] = [deque() for _ in range(self.partitions)]
+        self._queues: dict[tuple[str, int], deque[_Stored]] = {
+            (family, p): deque() for family in FAMILIES for p in range(self.partitions)}
         self._seen_ids: dict[str, float] = {}  # msg id -> monotonic time published, oldest first
         self._changed = asyncio.Event()
         self._live: list[tuple[EventsHandler, IncidentsHandler]] = []
@@ -299,12 +315,13 @@ class LocalBus:
     # Publisher
     @property
     def pending_events(self) -> int:
-        return sum(s.events for q in self._queues for s in q)
+        return sum(s.events for q in self._queues.values() for s in q)
 
     def has_room_for(self, count: int) -> bool:
-        return sum(len(q) for q in self._queues) < self._max_messages
+        return sum(len(q) for q in self._queues.values()) < self._max_messages
 
-    async def publish(self, partition: int, batch: EventBatch, msg_id: str | None = None) -> None:
+    async def publish(self, partition: int, batch: EventBatch, msg_id: str | None = None,
+                      family: str = EVENTS) -> None:
         if not 0 <= partition < self.partitions:
             raise BusError(f"partition {partition} outside 0..{self.partitions - 1}")
         now = time.monotonic()
@@ -313,10 +330,10 @@ class LocalBus:
         if msg_id is not None and msg_id in self._seen_ids:
             self._metrics.inc("honeyatlas_bus_publish_duplicates_total")
             return
-        if sum(len(q) for q in self._queues) >= self._max_messages:
+        if sum(len(q) for q in self._queues.values()) >= self._max_messages:
             self._metrics.inc("honeyatlas_bus_publish_refused_total", reason="stream_full")
             raise BusFull("local", f"{self._max_messages} messages")
-        self._queues[partition].append(_Stored(self._encoder.encode(batch), len(batch.events)))
+        self._queues[family, partition].append(_Stored(self._encoder.encode(batch), len(batch.events)))
         if msg_id is not None:
             self._seen_ids[msg_id] = now
         self._metrics.inc("honeyatlas_bus_messages_published_total")
@@ -324,16 +341,18 @@ class LocalBus:
         self._wake()
 
     # Consumer
-    async def fetch(self, partition: int, max_messages: int, timeout: float) -> list[Delivery]:
+    async def fetch(self, partition: int, max_messages: int, timeout: float,
+                    family: str = EVENTS) -> list[Delivery]:
+        queue = self._queues[family, partition]
         deadline = time.monotonic() + timeout
         while True:
             now = time.monotonic()
-            ready = [s for s in self._queues[partition] if s.invisible_until <= now][:max_messages]
+            ready = [s for s in queue if s.invisible_until <= now][:max_messages]
             if ready:
                 break
             if now >= deadline:
                 return []
-            until = min([deadline, *(s.invisible_until for s in self._queues[partition])])
+            until = min([deadline, *(s.invisible_until for s in queue)])
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), until - now)
@@ -342,15 +361,14 @@ class LocalBus:
             stored.delivered += 1
             stored.invisible_until = now + self._ack_wait
             deliveries.append(
-                _LocalDelivery(self._decoder.decode(stored.data), partition, stored.delivered, self, stored)
+                _LocalDelivery(self._decoder.decode(stored.data), partition, stored.delivered, self, stored, queue)
             )
             self._metrics.inc("honeyatlas_bus_messages_delivered_total", partition=str(partition))
             if stored.delivered > 1:
                 self._metrics.inc("honeyatlas_bus_messages_redelivered_total", partition=str(partition))
         return deliveries
 
-    def _ack(self, partition: int, stored: _Stored) -> None:
-        queue = self._queues[partition]
+    def _ack(self, partition: int, stored: _Stored, queue: deque[_Stored]) -> None:
         if stored in queue:
             queue.remove(stored)
             self._metrics.inc("honeyatlas_bus_messages_acked_total", partition=str(partition))

@@ -47,7 +47,16 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
-from honeyatlas.bus import BatchDecoder, BatchEncoder, Delivery, EventBatch, EventsHandler, IncidentsHandler
+from honeyatlas.bus import (
+    EVENTS,
+    FAMILIES,
+    BatchDecoder,
+    BatchEncoder,
+    Delivery,
+    EventBatch,
+    EventsHandler,
+    IncidentsHandler,
+)
 from honeyatlas.config import BusConfig
 from honeyatlas.errors import BusError, BusFull
 from honeyatlas.event import Event
@@ -128,7 +137,7 @@ class NatsBus:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._kv: KeyValue | None = None
-        self._pulls: dict[int, JetStreamContext.PullSubscription] = {}
+        self._pulls: dict[tuple[str, int], JetStreamContext.PullSubscription] = {}
         self._live_subs: list[Subscription] = []
         self._refresher: asyncio.Task[None] | None = None
         # Admission view (see has_room_for): the stream's state as of the last refresh.
@@ -220,7 +229,7 @@ class NatsBus:
         return api.StreamConfig(
             name=self._stream,
             description="honeyatlas event batches, one subject per partition",
-            subjects=[f"{self._prefix}.events.*"],
+            subjects=[f"{self._prefix}.{family}.*" for family in FAMILIES],
             retention=api.RetentionPolicy.WORK_QUEUE,
             discard=api.DiscardPolicy.NEW,
             max_msgs=self._config.stream_max_messages,
@@ -248,11 +257,11 @@ class NatsBus:
 
     async def _ensure_consumers(self) -> None:
         js = self._jetstream()
-        for partition in range(self.partitions):
+        for family, partition in ((f, p) for f in FAMILIES for p in range(self.partitions)):
             # The legacy durable create is create-or-update: a changed ack_wait applies.
             await js.add_consumer(self._stream, api.ConsumerConfig(
-                durable_name=self._consumer_name(partition),
-                filter_subject=self._subject(partition),
+                durable_name=self._consumer_name(partition, family),
+                filter_subject=self._subject(partition, family),
                 ack_policy=api.AckPolicy.EXPLICIT,
                 deliver_policy=api.DeliverPolicy.ALL,
                 ack_wait=self._config.ack_wait_seconds,
@@ -280,12 +289,12 @@ class NatsBus:
             raise BusError("the bus is not started")
         return self._js
 
-    def _subject(self, partition: int) -> str:
-        return f"{self._prefix}.events.{partition}"
+    def _subject(self, partition: int, family: str = EVENTS) -> str:
+        return f"{self._prefix}.{family}.{partition}"
 
     @staticmethod
-    def _consumer_name(partition: int) -> str:
-        return f"events-p{partition}"
+    def _consumer_name(partition: int, family: str = EVENTS) -> str:
+        return f"{family}-p{partition}"
 
     # --- Publisher -------------------------------------------------------------------------
 
@@ -303,7 +312,8 @@ class NatsBus:
         return (self._stream_messages < self._config.stream_max_messages
                 and self._stream_bytes + count * self._bytes_per_event <= self._config.stream_max_bytes)
 
-    async def publish(self, partition: int, batch: EventBatch, msg_id: str | None = None) -> None:
+    async def publish(self, partition: int, batch: EventBatch, msg_id: str | None = None,
+                      family: str = EVENTS) -> None:
         if not 0 <= partition < self.partitions:
             raise BusError(f"partition {partition} outside 0..{self.partitions - 1}")
         nc = self._nc
@@ -314,12 +324,12 @@ class NatsBus:
         chunks = _fit(batch, self._encoder, nc.max_payload)
         for i, (data, events) in enumerate(chunks):
             chunk_id = msg_id if msg_id is None or len(chunks) == 1 else f"{msg_id}.{i}"
-            await self._publish_one(partition, data, events, chunk_id)
+            await self._publish_one(self._subject(partition, family), data, events, chunk_id)
 
-    async def _publish_one(self, partition: int, data: bytes, events: int, msg_id: str | None) -> None:
+    async def _publish_one(self, subject: str, data: bytes, events: int, msg_id: str | None) -> None:
         js = self._jetstream()
         try:
-            ack = await js.publish(self._subject(partition), data, timeout=self._config.publish_timeout_seconds,
+            ack = await js.publish(subject, data, timeout=self._config.publish_timeout_seconds,
                                    stream=self._stream, headers={"Nats-Msg-Id": msg_id} if msg_id else None)
         except nats.js.errors.APIError as exc:
             if exc.err_code in _STREAM_FULL_ERR_CODES:
@@ -357,13 +367,14 @@ class NatsBus:
 
     # --- Consumer --------------------------------------------------------------------------
 
-    async def fetch(self, partition: int, max_messages: int, timeout: float) -> list[Delivery]:
-        pull = self._pulls.get(partition)
+    async def fetch(self, partition: int, max_messages: int, timeout: float,
+                    family: str = EVENTS) -> list[Delivery]:
+        pull = self._pulls.get((family, partition))
         try:
             if pull is None:
                 pull = await self._jetstream().pull_subscribe_bind(
-                    durable=self._consumer_name(partition), stream=self._stream)
-                self._pulls[partition] = pull
+                    durable=self._consumer_name(partition, family), stream=self._stream)
+                self._pulls[family, partition] = pull
             msgs = await pull.fetch(max_messages, timeout=timeout)
         except (TimeoutError, nats.errors.TimeoutError):
             return []
@@ -485,15 +496,16 @@ def _fit(batch: EventBatch, encoder: BatchEncoder, limit: int) -> list[tuple[byt
     data = encoder.encode(batch)
     if len(data) <= limit:
         return [(data, len(batch.events))]
-    events, letters, streams = batch.events, batch.dead_letters, batch.streams
+    events, letters, streams, hits = batch.events, batch.dead_letters, batch.streams, batch.hits
     if len(events) >= 2:
         half = len(events) // 2
         first = msgspec.structs.replace(batch, events=events[:half], dead_letters=[], receipt=None,
-                                        streams=streams[:half])
-        second = msgspec.structs.replace(batch, events=events[half:], streams=streams[half:])
+                                        streams=streams[:half], hits=hits[:half])
+        second = msgspec.structs.replace(batch, events=events[half:], streams=streams[half:], hits=hits[half:])
     elif len(events) + len(letters) >= 2:
         half = max(len(letters) // 2, 1)
-        first = msgspec.structs.replace(batch, events=[], dead_letters=letters[:half], receipt=None, streams=[])
+        first = msgspec.structs.replace(batch, events=[], dead_letters=letters[:half], receipt=None, streams=[],
+                                        hits=[])
         second = msgspec.structs.replace(batch, dead_letters=letters[half:])
     else:
         raise BusError(f"one record of {len(data)} bytes exceeds the NATS max_payload of {limit} bytes; "

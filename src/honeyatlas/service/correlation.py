@@ -1,8 +1,8 @@
 """The correlation runtime around the detectors: rebuilt from the store at start, incident
 growth saved periodically, the rest saved at stop.
 
-Used by the roles that correlate (`all` and `worker`). A worker owns some partitions of the
-event stream: `owns(event)` keeps the replay to the sources whose detector state is its own.
+Used by the roles that correlate: `all` (one `Correlator`) and `worker` (its two stages,
+`WorkerCorrelation`, which keeps from the replay what its partitions own).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from typing import Protocol
 
 from honeyatlas.config import CorrelationConfig
 from honeyatlas.errors import HoneyatlasError
@@ -19,20 +19,26 @@ from honeyatlas.incident import Incident, IncidentStatus
 from honeyatlas.sinks.store import StoreSink
 from honeyatlas.store import IncidentQuery, Store
 from honeyatlas.tasks import cancel_and_wait, every
-from honeyatlas.transforms.correlate import Correlator
 
 log = logging.getLogger(__name__)
 
 
+class Replayable(Protocol):
+    """What a restart rebuild needs from the detectors (`Correlator` has it)."""
+
+    def replay_windows(self) -> tuple[float, float]: ...
+
+    def replay(self, events: list[Event]) -> dict[str, Incident]: ...
+
+    def end_rebuild(self, produced: dict[str, Incident], stored_open: list[Incident]) -> list[Incident]: ...
+
+
 class CorrelationRuntime:
-    def __init__(self, correlator: Correlator, *, settings: CorrelationConfig, store: Store, sink: StoreSink,
-                 owns: Callable[[Event], bool] | None = None, owns_incident: Callable[[Incident], bool] | None = None):
+    def __init__(self, correlator: Replayable, *, settings: CorrelationConfig, store: Store, sink: StoreSink):
         self.correlator = correlator
         self._settings = settings
         self._store = store
         self._sink = sink
-        self._owns = owns
-        self._owns_incident = owns_incident
         self._saver: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -60,16 +66,14 @@ class CorrelationRuntime:
         async for chunk in self._store.events_for_replay(
             window_seconds=recent, payload_window_seconds=payloads, limit=self._settings.replay_max_events
         ):
-            mine = chunk if self._owns is None else [e for e in chunk if self._owns(e)]
-            count += len(mine)
-            produced.update(await asyncio.to_thread(correlator.replay, mine))
+            count += len(chunk)
+            produced.update(await asyncio.to_thread(correlator.replay, chunk))
         stored_open = await self._store.query_incidents(
             IncidentQuery(status=IncidentStatus.OPEN, limit=self._settings.max_open_incidents)
         )
-        if self._owns_incident is not None:
-            stored_open = [i for i in stored_open if self._owns_incident(i)]
         if not produced and not stored_open:
             return
-        await self._store.append([], [], None, correlator.end_rebuild(produced, stored_open))
-        log.info("correlation state rebuilt from %d stored events in %.1f s (%d incidents open)",
-                 count, time.monotonic() - started, correlator.open_incidents)
+        changes = correlator.end_rebuild(produced, stored_open)
+        if changes:
+            await self._store.append([], [], None, changes)
+        log.info("correlation state rebuilt from %d stored events in %.1f s", count, time.monotonic() - started)

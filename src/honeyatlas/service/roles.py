@@ -17,7 +17,6 @@ health and metrics.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import os
 import socket
@@ -25,36 +24,28 @@ from collections.abc import Callable
 
 from litestar import Litestar
 
-from honeyatlas.bus import BusError, BusFull, Delivery, EventBatch, partition_of, publish_batch
+from honeyatlas.bus import BusError
 from honeyatlas.bus.nats import NatsBus
 from honeyatlas.config import Config
-from honeyatlas.errors import PipelineFull, StoreError
-from honeyatlas.event import Event
-from honeyatlas.incident import Incident
 from honeyatlas.metrics import Metrics
 from honeyatlas.pipeline import Pipeline
 from honeyatlas.service import live_hub, registry_for, seed_hub
-from honeyatlas.service.correlation import CorrelationRuntime
 from honeyatlas.service.http import listen, serve
 from honeyatlas.service.parts import (
     build_adapters,
-    build_correlator,
-    build_deduplicator,
     build_geoip,
     geoip_status,
     sensor_timezone,
 )
 from honeyatlas.service.sources import Sources
-from honeyatlas.sinks import Delivered, Streams
-from honeyatlas.sinks.store import StoreSink
+from honeyatlas.sinks.publish import BusSink
 from honeyatlas.sources.demo import DemoHoneynet
 from honeyatlas.sources.idempotency import IdempotencyStore
-from honeyatlas.store import DeadLetter, Receipt
 from honeyatlas.store.open import open_store
 from honeyatlas.tasks import cancel_and_wait
 from honeyatlas.transforms.geolocate import Geolocator
 from honeyatlas.web.api import WebContext
-from honeyatlas.web.app import IngestContext, create_ingest_app, create_ops_app, create_web_app
+from honeyatlas.web.app import IngestContext, create_ingest_app, create_web_app
 
 log = logging.getLogger(__name__)
 
@@ -67,87 +58,7 @@ def _holder(role: str) -> str:
     return f"{role}@{socket.gethostname()}:{os.getpid()}"
 
 
-class BusSink:
-    """The ingest process's `BatchSink`: one message per partition share, answered only once
-    JetStream stored every share. Dedupe happens in the worker (it needs the session's other
-    stream), so `duplicates` is 0 here."""
-
-    def __init__(self, bus: NatsBus, *, retry_after_seconds: int) -> None:
-        self._bus = bus
-        self._retry_after = retry_after_seconds
-
-    def has_room_for(self, count: int) -> bool:
-        return self._bus.has_room_for(count)
-
-    @property
-    def pending_events(self) -> int:
-        return self._bus.pending_events
-
-    async def deliver(self, *, source: str, sensor: str, events: list[Event], streams: Streams,
-                      dead_letters: list[DeadLetter], receipt: Callable[[Delivered], Receipt | None]) -> Delivered:
-        delivered = Delivered(len(events), 0)
-        made = receipt(delivered)
-        batch = EventBatch(source=source, sensor=sensor, events=events, dead_letters=dead_letters, receipt=made,
-                           streams=streams)
-        try:
-            await publish_batch(self._bus, batch, made.key if made is not None else None)
-        except BusFull as exc:
-            raise PipelineFull(self._retry_after) from exc
-        except BusError as exc:  # not durable: the source answers "retry later"
-            raise StoreError(f"not published to the bus: {exc}") from exc
-        return delivered
-
-
-class BusLiveFeed:
-    """A worker's `LiveFeed`: buffered, published to the bus every LIVE_FLUSH_SECONDS. Never
-    blocks the worker; what does not fit in the buffer is dropped and counted."""
-
-    def __init__(self, bus: NatsBus, metrics: Metrics) -> None:
-        self._bus = bus
-        self._metrics = metrics
-        self._events: collections.deque[Event] = collections.deque()
-        self._incidents: dict[str, Incident] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    def publish(self, events: list[Event]) -> None:
-        self._events.extend(events)
-        overflow = len(self._events) - LIVE_BUFFER_EVENTS
-        if overflow > 0:
-            for _ in range(overflow):
-                self._events.popleft()
-            self._metrics.inc("honeyatlas_events_dropped_total", overflow, component="live_feed", reason="bus_slow")
-
-    def publish_incidents(self, incidents: list[Incident]) -> None:
-        for incident in incidents:
-            self._incidents[incident.id] = incident  # the latest state of each is enough
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="live-feed")
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        await self._flush()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(LIVE_FLUSH_SECONDS)
-            await self._flush()
-
-    async def _flush(self) -> None:
-        events, self._events = list(self._events), collections.deque()
-        incidents, self._incidents = list(self._incidents.values()), {}
-        try:
-            if incidents:
-                await self._bus.publish_live_incidents(incidents)
-            if events:
-                await self._bus.publish_live(events)
-        except BusError as exc:  # best-effort by design: counted, the store has everything
-            self._metrics.inc("honeyatlas_events_dropped_total", len(events), component="live_feed",
-                              reason="bus_error")
-            log.warning("live feed: %s", exc)
-
-
-class _Role:
+class RoleBase:
     """What every role shares: config, metrics, the bus, HTTP serving."""
 
     app: Litestar
@@ -172,7 +83,7 @@ class _Role:
                     start=self.start, stop=self.stop, on_ready=on_ready)
 
 
-class IngestRole(_Role):
+class IngestRole(RoleBase):
     def __init__(self, config: Config) -> None:
         super().__init__(config, "ingest")
         self.geoip = build_geoip(config, self.metrics)
@@ -260,86 +171,7 @@ class IngestRole(_Role):
         self.registry.close()
 
 
-class WorkerRole(_Role):
-    def __init__(self, config: Config) -> None:
-        super().__init__(config, "worker")
-        worker = config.worker
-        self.partitions = [p for p in range(config.bus.partitions) if p % worker.count == worker.index]
-        self.registry = registry_for(config)
-        self.store = open_store(config, self.metrics, shard=worker.index)
-        self.live = BusLiveFeed(self.bus, self.metrics)
-        correlator = build_correlator(config, self.metrics)
-        self.sink = StoreSink(
-            store=self.store, live=self.live, deduplicator=build_deduplicator(config, self.metrics),
-            metrics=self.metrics, correlator=correlator,
-            incident_save_interval_seconds=config.correlation.save_interval_seconds,
-        )
-        mine = set(self.partitions)
-        total = config.bus.partitions
-        self.correlation = (
-            CorrelationRuntime(correlator, settings=config.correlation, store=self.store, sink=self.sink,
-                               owns=lambda e: partition_of(e.src_ip, total) in mine,
-                               owns_incident=lambda i: partition_of(i.sources[0] if i.sources else i.key, total) in mine)
-            if correlator is not None else None
-        )
-        self._consumers: list[asyncio.Task[None]] = []
-        self.app = create_ops_app(
-            WebContext(registry=self.registry, store=self.store, backlog=self.store, metrics=self.metrics,
-                       ingest_settings=config.ingest, formats=[], role="worker"))
-
-    def listener_addresses(self) -> list[str]:
-        return [f"partitions {', '.join(map(str, self.partitions))} of {self.config.bus.partitions}"]
-
-    async def start(self) -> None:
-        self.registry.open()
-        await self.store.start()
-        await self.bus.start()
-        if self.correlation is not None:
-            await self.correlation.start()
-        await self.live.start()
-        self._consumers = [asyncio.create_task(self._consume(p), name=f"consume p{p}") for p in self.partitions]
-
-    async def _consume(self, partition: int) -> None:
-        fetch_max = self.config.bus.fetch_batch_messages
-        while True:
-            try:
-                deliveries = await self.bus.fetch(partition, fetch_max, timeout=1.0)
-            except BusError as exc:
-                log.warning("partition %d: fetch failed: %s", partition, exc)
-                await asyncio.sleep(1.0)
-                continue
-            if not deliveries:
-                continue
-            # Started in order, so dedupe and correlation see the batches in stream order;
-            # their commits then share the store writer's transactions.
-            results = await asyncio.gather(*(self._store_one(d) for d in deliveries), return_exceptions=True)
-            for delivery, result in zip(deliveries, results, strict=True):
-                if isinstance(result, BaseException):
-                    log.warning("partition %d: batch not stored, delivered again later: %s", partition, result)
-                    self.metrics.inc("honeyatlas_bus_batches_retried_total", partition=str(partition))
-                    await delivery.nak(delay=1.0)
-                else:
-                    await delivery.ack()
-
-    async def _store_one(self, delivery: Delivery) -> None:
-        batch = delivery.batch
-        await self.sink.deliver(source=batch.source, sensor=batch.sensor, events=batch.events,
-                                streams=batch.streams or [None] * len(batch.events),
-                                dead_letters=batch.dead_letters, receipt=lambda _: batch.receipt)
-
-    async def stop(self) -> None:
-        for task in self._consumers:
-            await cancel_and_wait(task)
-        self._consumers = []
-        await self.live.stop()
-        if self.correlation is not None:
-            await self.correlation.stop()
-        await self.bus.stop()
-        await self.store.stop()
-        self.registry.close()
-
-
-class WebRole(_Role):
+class WebRole(RoleBase):
     def __init__(self, config: Config) -> None:
         super().__init__(config, "web")
         self.registry = registry_for(config)
@@ -365,6 +197,8 @@ class WebRole(_Role):
         self.registry.close()
 
 
-def build_role(config: Config) -> IngestRole | WorkerRole | WebRole:
-    roles = {"ingest": IngestRole, "worker": WorkerRole, "web": WebRole}
+def build_role(config: Config) -> RoleBase:
+    from honeyatlas.service.worker import WorkerRole
+
+    roles: dict[str, type[RoleBase]] = {"ingest": IngestRole, "worker": WorkerRole, "web": WebRole}
     return roles[config.server.role](config)

@@ -17,16 +17,26 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from honeyatlas.event import Event
 from honeyatlas.incident import Incident
 from honeyatlas.metrics import Metrics
 from honeyatlas.sinks import Delivered, LiveFeed, Streams
 from honeyatlas.store import DeadLetter, Receipt, Store
-from honeyatlas.transforms.correlate import Correlator
 from honeyatlas.transforms.dedupe import SessionDeduplicator
 
 log = logging.getLogger(__name__)
+
+
+class Correlate(Protocol):
+    """The detectors as the sink runs them: `Correlator` in one process, a worker's
+    `SourceStage` in a cluster (transforms/correlate)."""
+
+    @property
+    def transitions(self) -> int: ...
+
+    def observe(self, events: list[Event]) -> list[Incident]: ...
 
 
 class StoreSink:
@@ -37,7 +47,7 @@ class StoreSink:
         live: LiveFeed,
         deduplicator: SessionDeduplicator,
         metrics: Metrics,
-        correlator: Correlator | None = None,
+        correlator: Correlate | None = None,
         incident_save_interval_seconds: float = 1.0,
     ) -> None:
         self._store = store
@@ -93,6 +103,20 @@ class StoreSink:
             self._metrics.inc("honeyatlas_events_dropped_total", delivered.duplicates,
                               component="dedupe", reason="duplicate_session_event")
         return delivered
+
+    async def deliver_incidents(self, incidents: list[Incident], transition: bool) -> None:
+        """Incident changes found apart from a batch of events (a worker's keyed stage): saved
+        like the batch's own, then told to the live feed."""
+        to_save = self._incidents_to_save(incidents, transition)
+        if to_save:
+            try:
+                await self._store.append([], [], None, to_save)
+            except BaseException:
+                for incident in to_save:
+                    self._unsaved.setdefault(incident.id, incident)
+                raise
+        if incidents:
+            self._live.publish_incidents(incidents)
 
     def _incidents_to_save(self, incidents: list[Incident], transition: bool) -> list[Incident]:
         for incident in incidents:

@@ -157,7 +157,7 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
         found = await ctx.store.summary(now, top)
         counted = PipelineCounts(
             rejected=int(ctx.metrics.total("honeyatlas_records_rejected_total")),
-            dropped=int(ctx.metrics.total("honeyatlas_events_dropped_total")),
+            dropped=int(ctx.metrics.total("honeyatlas_records_dropped_total")),
             ignored=int(ctx.metrics.total("honeyatlas_records_ignored_total")),
             refused_requests=int(ctx.metrics.total("honeyatlas_requests_refused_total")),
         )

@@ -28,13 +28,23 @@ import msgspec
 
 from honeyatlas.config import CorrelationConfig
 from honeyatlas.event import Event
-from honeyatlas.incident import Incident, IncidentStatus
+from honeyatlas.incident import Fingerprint, Incident, IncidentStatus
 from honeyatlas.transforms.correlate._open import OpenIncident
 from honeyatlas.transforms.correlate.attackers import MultiSensorDetector, ScanDetector
 from honeyatlas.transforms.correlate.campaigns import CampaignDetector
 from honeyatlas.transforms.correlate.epidemics import EpidemicDetector
 
-__all__ = ["CampaignDetector", "Correlator", "EpidemicDetector", "MultiSensorDetector", "ScanDetector", "latest_by_id"]
+__all__ = [
+    "BY_KEY",
+    "BY_SOURCE",
+    "CampaignDetector",
+    "Correlator",
+    "EpidemicDetector",
+    "Hit",
+    "MultiSensorDetector",
+    "ScanDetector",
+    "latest_by_id",
+]
 
 
 def latest_by_id(incidents: Iterable[Incident]) -> dict[str, Incident]:
@@ -53,8 +63,26 @@ class Detector(Protocol):
     def observe(self, event: Event) -> list[OpenIncident]: ...
 
 
+# Detectors whose state is keyed by the source address: in a cluster they run where the
+# source's partition is consumed. The others are keyed by what sources share (a payload
+# hash, a campaign fingerprint) and run where that key's partition is consumed.
+BY_SOURCE = ("multi_sensor", "scan")
+BY_KEY = ("campaign", "epidemic")
+
+
+class Hit(msgspec.Struct, frozen=True, array_like=True):
+    """A campaign fingerprint one event completed (`CampaignDetector.fingerprints`), passed
+    from the source's worker to the fingerprint's worker."""
+
+    fingerprint: str
+    value: str
+
+
 class Correlator:
-    def __init__(self, settings: CorrelationConfig) -> None:
+    """All four detectors (`--role all`), or a subset: `BY_SOURCE` in a worker's source
+    stage, `BY_KEY` in its keyed stage (fed by `observe_keyed`)."""
+
+    def __init__(self, settings: CorrelationConfig, detectors: Iterable[str] | None = None) -> None:
         s = settings
         members = s.max_members_per_incident
         self.detectors: dict[str, Detector] = {
@@ -80,6 +108,9 @@ class Correlator:
                 max_sources_per_sensor=s.max_hits_per_source, max_members=members,
             ),
         }
+        if detectors is not None:
+            wanted = set(detectors)
+            self.detectors = {name: d for name, d in self.detectors.items() if name in wanted}
         self._settings = settings
         self._tolerance = timedelta(seconds=s.future_tolerance_seconds)
         self._max_open = s.max_open_incidents
@@ -94,6 +125,9 @@ class Correlator:
     def open_incidents(self) -> int:
         return len(self._open)
 
+    def is_open(self, incident_id: str) -> bool:
+        return incident_id in self._open
+
     @property
     def transitions(self) -> int:
         """Incidents opened or closed since start: a change a caller may want saved at once."""
@@ -104,19 +138,58 @@ class Correlator:
         closed: dict[str, Incident] = {}
         for event in events:
             for detector in self.detectors.values():
-                for incident in detector.observe(event):
-                    if incident.id not in self._open:
-                        self._open[incident.id] = (incident, detector)
-                        heapq.heappush(self._deadlines, (self._deadline(incident), incident.id))
-                        self.opened[incident.kind] += 1
-                    changed[incident.id] = incident
-            arrival_bound = event.ingest_ts + self._tolerance
-            clock = event.ts if event.ts <= arrival_bound else arrival_bound
-            if self.watermark is None or clock > self.watermark:
-                self.watermark = clock
-                self._close_due(closed)
-            if len(self._open) > self._max_open:
-                self._close_earliest(closed)
+                self._track(detector, detector.observe(event), changed)
+            self._advance(event, closed)
+        return self._result(changed, closed)
+
+    def fingerprinter(self) -> CampaignDetector:
+        """A campaign detector used only for `fingerprints(event)` (its per-session state):
+        the source stage of a worker finds the fingerprints, the keyed stage counts them."""
+        s = self._settings
+        return CampaignDetector(
+            min_sources=s.campaign_min_sources, window_seconds=s.campaign_window_seconds,
+            credential_count=s.campaign_credential_count, command_count=s.campaign_command_count,
+            ignore_client_versions=s.campaign_ignore_client_versions, max_sessions=s.max_sessions,
+            max_fingerprints=1, max_hits_per_fingerprint=1, max_members=s.max_members_per_incident,
+        )
+
+    def observe_keyed(self, items: Iterable[tuple[Event, Hit | None]]) -> list[Incident]:
+        """The keyed stage: each item is an event with the campaign fingerprint it completed
+        (counted by the campaign detector) or None (an event with a payload hash, for the
+        epidemic detector). Same bookkeeping and watermark rule as `observe`."""
+        changed: dict[str, OpenIncident] = {}
+        closed: dict[str, Incident] = {}
+        campaign = self.detectors.get("campaign")
+        epidemic = self.detectors.get("epidemic")
+        for event, hit in items:
+            if hit is None:
+                if epidemic is not None:
+                    self._track(epidemic, epidemic.observe(event), changed)
+            elif isinstance(campaign, CampaignDetector) and event.src_ip is not None:
+                opened = campaign.hit(Fingerprint(hit.fingerprint), hit.value, event)
+                self._track(campaign, [opened] if opened is not None else [], changed)
+            self._advance(event, closed)
+        return self._result(changed, closed)
+
+    def _track(self, detector: Detector, incidents: list[OpenIncident], changed: dict[str, OpenIncident]) -> None:
+        for incident in incidents:
+            if incident.id not in self._open:
+                self._open[incident.id] = (incident, detector)
+                heapq.heappush(self._deadlines, (self._deadline(incident), incident.id))
+                self.opened[incident.kind] += 1
+            changed[incident.id] = incident
+
+    def _advance(self, event: Event, closed: dict[str, Incident]) -> None:
+        arrival_bound = event.ingest_ts + self._tolerance
+        clock = event.ts if event.ts <= arrival_bound else arrival_bound
+        if self.watermark is None or clock > self.watermark:
+            self.watermark = clock
+            self._close_due(closed)
+        if len(self._open) > self._max_open:
+            self._close_earliest(closed)
+
+    @staticmethod
+    def _result(changed: dict[str, OpenIncident], closed: dict[str, Incident]) -> list[Incident]:
         found = [incident.snapshot(IncidentStatus.OPEN) for key, incident in changed.items() if key not in closed]
         found.extend(closed.values())
         return found

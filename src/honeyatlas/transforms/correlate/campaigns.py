@@ -119,12 +119,14 @@ class CampaignDetector:
             return []
         changed = []
         for fingerprint, value in self.fingerprints(event):
-            incident = self._hit(fingerprint, value, event)
+            incident = self.hit(fingerprint, value, event)
             if incident is not None:
                 changed.append(incident)
         return changed
 
-    def _hit(self, fingerprint: Fingerprint, value: str, event: Event) -> OpenIncident | None:
+    def hit(self, fingerprint: Fingerprint, value: str, event: Event) -> OpenIncident | None:
+        """Count `event`'s source for one fingerprint it completed; the incident it opened or
+        grew, if any. (`observe` = `fingerprints` + `hit`; a cluster runs them apart.)"""
         key = (value, str(fingerprint))
         window = self._fingerprints.get(key)
         if window is None:
