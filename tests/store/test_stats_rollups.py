@@ -14,7 +14,6 @@ import duckdb
 import msgspec
 import pytest
 
-
 from honeyatlas.event import Event, Geo, Kind, Outcome, Precision, new_event_id
 from honeyatlas.metrics import Metrics
 from honeyatlas.store import duckdb_stats
