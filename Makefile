@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run demo test check lint setup clean
+.PHONY: run demo cluster test check lint setup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ run: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/honeyatlas serve --demo
+
+# A small cluster on this host (docs/scaling.md): nats-server, PostgreSQL (Debian's package),
+# 2 ingest, 2 workers and 1 web process, with the demo honeynet; the map on :8080.
+cluster: $(STAMP)
+	$(BIN)/honeyatlas cluster --demo
 
 test: $(STAMP)
 	scripts/test-deps

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from honeyatlas import __version__
+from honeyatlas.cluster import run_cluster
 from honeyatlas.config import ROLES, Config, load_config
 from honeyatlas.errors import HoneyatlasError
 from honeyatlas.forwarder import add_arguments as forward_arguments
@@ -82,6 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--worker-index", type=int, metavar="I", help="this worker's index, 0 to --workers - 1")
     serve.add_argument("--workers", type=int, metavar="N", help="how many workers share the stream's partitions")
     _state_options(serve)
+
+    cluster = commands.add_parser("cluster", help="run a small cluster on this host: nats-server, PostgreSQL, "
+                                  "ingest, worker and web processes (docs/scaling.md)")
+    cluster.add_argument("--dir", default="./cluster", help="state, configuration and logs (default ./cluster)")
+    cluster.add_argument("--ingest", type=int, default=2, metavar="N", help="ingest processes on one port (default 2)")
+    cluster.add_argument("--workers", type=int, default=2, metavar="N", help="worker processes (default 2)")
+    cluster.add_argument("--host", default="127.0.0.1", help="address the ingest and web processes listen on")
+    cluster.add_argument("--port", type=int, default=8080, help="port of the map (web) (default 8080)")
+    cluster.add_argument("--ingest-port", type=int, default=8081, help="port sensors send to (default 8081)")
+    cluster.add_argument("--partitions", type=int, default=8, help="partitions of the event stream (default 8)")
+    cluster.add_argument("--nats-url", help="use this NATS server (with JetStream) instead of starting one")
+    cluster.add_argument("--nats-port", type=int, default=4222, help="port of the nats-server started (default 4222)")
+    cluster.add_argument("--postgres-url", help="use this PostgreSQL database instead of starting a server")
+    cluster.add_argument("--postgres-port", type=int, default=5433,
+                         help="port of the PostgreSQL started (default 5433)")
+    cluster.add_argument("--demo", action="store_true", help="also run the simulated honeynet (in the first ingest)")
 
     ingest = commands.add_parser("ingest", help="import a whole log file (plain or gzip) into the data directory")
     ingest.add_argument("file", help="log file, one record per line; gzip is detected")
@@ -291,6 +308,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "simulate":  # writes files only: no data directory, no service
             return _simulate(args)
+        if args.command == "cluster":  # runs `serve --role ...` processes: no service here
+            return run_cluster(
+                Path(args.dir), ingest=args.ingest, workers=args.workers, ingest_port=args.ingest_port,
+                web_port=args.port, host=args.host, partitions=args.partitions, nats_url=args.nats_url,
+                nats_port=args.nats_port, postgres_url=args.postgres_url, postgres_port=args.postgres_port,
+                demo=args.demo)
         config = config_from(args)
         if args.command == "serve":
             return _serve(config)
