@@ -25,7 +25,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-_URL_LINE = re.compile(r"serving on (http://\S+/)")
+_URL_LINE = re.compile(r"serving (?:as \w+ )?on (http://\S+/)")
 _TOKEN_LINE = re.compile(r"ingest token[^:]*:\s*(\S+)")
 
 
@@ -149,10 +149,12 @@ def _honeyatlas(*args: str, timeout: float = 60) -> str:
     return done.stdout
 
 
-def add_sensor(data_dir: Path, name: str, honeypot: str = "cowrie") -> str:
-    """Register a sensor through the CLI and return its ingest token."""
+def add_sensor(data_dir: Path, name: str, honeypot: str = "cowrie", config_file: Path | None = None) -> str:
+    """Register a sensor through the CLI and return its ingest token (in the registry of
+    `config_file` when given: PostgreSQL for a cluster)."""
+    where = ["--config", str(config_file)] if config_file is not None else []
     out = _honeyatlas("sensor", "add", name, "--honeypot", honeypot, "--location", "50.11,8.68",
-                      "--data-dir", str(data_dir))
+                      "--data-dir", str(data_dir), *where)
     match = _TOKEN_LINE.search(out)
     if match is None:
         raise RuntimeError(f"no token in the output of `sensor add`: {out!r}")
@@ -161,11 +163,14 @@ def add_sensor(data_dir: Path, name: str, honeypot: str = "cowrie") -> str:
 
 @dataclass
 class ServerProcess:
-    """`python -m honeyatlas serve --port 0 --data-dir DIR` as a child process."""
+    """`python -m honeyatlas serve --port 0 --data-dir DIR` as a child process; `port` and
+    `args` (e.g. `--role ingest --reuse-port`) for the cluster roles."""
 
     data_dir: Path
     config_file: Path | None = None
     entry: str = "honeyatlas"
+    port: int = 0
+    args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
     url: str = ""
     log_path: Path = field(init=False)
@@ -188,14 +193,23 @@ class ServerProcess:
         return self.url.replace("http://", "ws://") + "api/v1/live"
 
     def start(self, timeout: float = 90) -> ServerProcess:
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> ServerProcess:
+        """Start the process without waiting for it (several start together: see wait_ready)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", self.entry, "serve", "--host", "127.0.0.1", "--port", "0",
-                   "--data-dir", str(self.data_dir)]
+        command = [sys.executable, "-m", self.entry, "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                   "--data-dir", str(self.data_dir), *self.args]
         if self.config_file is not None:
             command += ["--config", str(self.config_file)]
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         log.close()
+        return self
+
+    def wait_ready(self, timeout: float = 90) -> ServerProcess:
+        """Wait for the "serving on URL" line; stop the process and raise if it does not come."""
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             match = _URL_LINE.search(self.log_path.read_text(errors="replace"))

@@ -112,14 +112,20 @@ async def _saturate(spec: dict[str, Any], ready: Ready) -> dict[str, Any]:
     await asyncio.sleep(max(0.0, start - time.monotonic()))
     cpu0 = process_cpu_seconds()
 
+    # With `idempotency`, every request carries its own Idempotency-Key, as the forward agent
+    # sends them: the server then records a receipt (and a cluster's ingest a message id).
+    keyed = spec.get("idempotency", False)
+    key_prefix = f"{spec['tag']}-{spec['seed']}-"
+
     async def one_connection(n: int) -> None:
         connection = HttpConnection(spec["host"], spec["port"])
         i = n
         while time.monotonic() < end:
             body = bodies[i % len(bodies)]
+            request_head = head + f"Idempotency-Key: {key_prefix}{n}-{i}\r\n".encode() if keyed else head
             i += 1
             try:
-                status, payload = await connection.post(head, body)
+                status, payload = await connection.post(request_head, body)
             except (OSError, asyncio.IncompleteReadError):
                 counts["errors"] += 1
                 await asyncio.sleep(0.05)

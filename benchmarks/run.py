@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import correlation, live_server, offline, stages
+from benchmarks import correlation, live_server, offline, roles, stages
 from benchmarks.harness import REPO, Context, Figure, git_commit, machine
 from benchmarks.records import save_json
 
@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "overload": live_server.overload,
     "queries": offline.queries,
     "correlation": correlation.correlation,
+    "roles": roles.roles,  # needs PostgreSQL's binaries and nats-server (as `make test` does)
 }
 
 
