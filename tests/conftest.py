@@ -1,10 +1,16 @@
-"""Shared fixtures: a real honeyatlas server on 127.0.0.1, port 0, in its own thread and loop."""
+"""Shared fixtures: a real honeyatlas server on 127.0.0.1, port 0, in its own thread and loop.
+
+`start_server(data_dir, **sections)` starts one on the embedded defaults (DuckDB). The API
+tests take the `server` fixture, or `start_on_backend` when they start their own (other
+settings, a restart), and so run once per store backend: `[duckdb]`, and `[postgresql]` on a
+fresh database of the session's one PostgreSQL server (tests/engines/postgres.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +20,10 @@ import pytest
 from honeyatlas.config import load_config
 from honeyatlas.service import Service
 
+pytest_plugins = ["tests.engines.postgres"]  # the session's PostgreSQL server, started on first use
+
 SAMPLES = Path(__file__).parent / "data" / "samples"
+BACKENDS = ("duckdb", "postgresql")
 
 
 @dataclass
@@ -85,9 +94,38 @@ def start_server(data_dir: Path, config_file: Path | None = None, **sections: di
     return RunningServer(urls[0], service, data_dir, loop), stop
 
 
+ServerStarter = Callable[..., tuple[RunningServer, Callable[[], None]]]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store backend a test runs on; session scope, so a module's shared server may use it."""
+    return str(request.param)
+
+
+def storage_on(backend: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The `[storage]` settings of a new, empty store on `backend`."""
+    if backend == "duckdb":
+        return {"backend": "duckdb"}  # in the data directory: a fresh tmp_path is a fresh store
+    postgres = request.getfixturevalue("postgres_server")
+    return {"backend": "postgresql", "url": postgres.new_database()}
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
-    running, stop = start_server(tmp_path / "data")
+def start_on_backend(backend: str, request: pytest.FixtureRequest) -> ServerStarter:
+    """`start_server` on this test's backend; every server the test starts (a restart on the
+    same data directory) shares one store, fresh for the test."""
+    storage = storage_on(backend, request)
+
+    def start(data_dir: Path, config_file: Path | None = None, **sections: dict[str, Any]) -> tuple[RunningServer, Any]:
+        return start_server(data_dir, config_file, **{**sections, "storage": {**storage, **sections.get("storage", {})}})
+
+    return start
+
+
+@pytest.fixture
+def server(start_on_backend: ServerStarter, tmp_path: Path) -> Iterator[RunningServer]:
+    running, stop = start_on_backend(tmp_path / "data")
     try:
         yield running
     finally:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from honeyatlas.adapters import load_adapters
-from tests.conftest import SAMPLES, RunningServer, start_server
+from tests.conftest import SAMPLES, RunningServer, start_server, storage_on
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 COMPARED = ("action", "kind", "outcome", "src_ip", "src_port", "dst_port", "username", "password", "command", "url")
@@ -29,8 +29,11 @@ FORMATS = sorted(name for name in load_adapters() if name != "event")
 
 
 @pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running, stop = start_server(tmp_path_factory.mktemp("formats") / "data")
+def shared_server(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    storage = storage_on(backend, request)
+    running, stop = start_server(tmp_path_factory.mktemp("formats") / "data", storage=storage)
     try:
         yield running
     finally:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import websockets
 
-from tests.conftest import start_server
+from tests.conftest import ServerStarter
 from tests.test_ingest_http import cowrie_records_with_public_sources, ndjson, post
 
 DOWNLOADED = "fa7de36ac4b90bfa2599b465ea8564cabefad7f3ba1d4657dd0899adab70b24e"  # cowrie's file_download
@@ -27,9 +27,11 @@ def ingest_everywhere(server, tokens: dict[str, str]) -> list[dict]:  # type: ig
     return records
 
 
-def test_incidents_from_three_sensors_stored_listed_profiled_and_kept(tmp_path: Path) -> None:
+def test_incidents_from_three_sensors_stored_listed_profiled_and_kept(
+    start_on_backend: ServerStarter, tmp_path: Path
+) -> None:
     data_dir = tmp_path / "data"
-    server, stop = start_server(data_dir)
+    server, stop = start_on_backend(data_dir)
     try:
         tokens = {name: server.add_sensor(name, location=where) for name, where in SENSORS.items()}
 
@@ -97,7 +99,7 @@ def test_incidents_from_three_sensors_stored_listed_profiled_and_kept(tmp_path: 
 
     # After a restart stored incidents survive, open ones seed the snapshot, and the detectors'
     # state is rebuilt from stored events: a fourth sensor grows the same incidents.
-    server, stop = start_server(data_dir)
+    server, stop = start_on_backend(data_dir)
     try:
         again = httpx.get(f"{server.url}api/v1/incidents", params={"limit": 1000}).json()["incidents"]
         assert {i["id"] for i in again} == {i["id"] for i in listed}

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import SAMPLES, RunningServer
+from tests.conftest import SAMPLES, RunningServer, ServerStarter
 
 # Public addresses (real allocations) to replace the loopback sources of the lab samples.
 PUBLIC_SOURCES = ["8.8.8.8", "1.1.1.1", "185.220.101.1", "200.160.2.3", "133.242.0.1", "41.216.186.3"]
@@ -167,10 +167,8 @@ def test_unknown_format_is_404(server: RunningServer) -> None:
     assert "cowrie" in response.json()["error"]
 
 
-def test_pipeline_full_answers_429(tmp_path: Path) -> None:
-    from tests.conftest import start_server
-
-    running, stop = start_server(tmp_path / "data", storage={"max_pending_events": 5})
+def test_pipeline_full_answers_429(start_on_backend: ServerStarter, tmp_path: Path) -> None:
+    running, stop = start_on_backend(tmp_path / "data", storage={"max_pending_events": 5})
     try:
         token = running.add_sensor("s1")
         response = post(running, token, ndjson(cowrie_records_with_public_sources()[:10]))
@@ -228,14 +226,12 @@ def test_health_openapi_and_security_headers(server: RunningServer) -> None:
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
 
 
-def test_idempotent_retry_is_answered_from_the_committed_receipt(tmp_path: Path) -> None:
+def test_idempotent_retry_is_answered_from_the_committed_receipt(start_on_backend: ServerStarter, tmp_path: Path) -> None:
     """The key cache can lose a key (a kill between the events' commit and the cache write);
     the receipt committed with the events still answers the retry."""
-    from tests.conftest import start_server
-
     data = tmp_path / "data"
     body = ndjson(cowrie_records_with_public_sources()[:7])
-    running, stop = start_server(data)
+    running, stop = start_on_backend(data)
     try:
         token = running.add_sensor("s1")
         first = post(running, token, body, **{"Idempotency-Key": "batch-0001"})
@@ -243,7 +239,7 @@ def test_idempotent_retry_is_answered_from_the_committed_receipt(tmp_path: Path)
     finally:
         stop()
     (data / "idempotency.sqlite3").unlink()  # as if the cache write never happened
-    running, stop = start_server(data)
+    running, stop = start_on_backend(data)
     try:
         again = post(running, token, body, **{"Idempotency-Key": "batch-0001"})
         assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
@@ -255,10 +251,8 @@ def test_idempotent_retry_is_answered_from_the_committed_receipt(tmp_path: Path)
         stop()
 
 
-def test_sensor_health_shows_rejections_and_silent_sensors(tmp_path: Path) -> None:
-    from tests.conftest import start_server
-
-    running, stop = start_server(tmp_path / "data", ingest={"sensor_silent_after_seconds": 1.0})
+def test_sensor_health_shows_rejections_and_silent_sensors(start_on_backend: ServerStarter, tmp_path: Path) -> None:
+    running, stop = start_on_backend(tmp_path / "data", ingest={"sensor_silent_after_seconds": 1.0})
     try:
         busy = running.add_sensor("busy")
         quiet = running.add_sensor("quiet")

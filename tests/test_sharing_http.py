@@ -9,14 +9,14 @@ from pathlib import Path
 import httpx
 
 from honeyatlas.share import parse_ioc_csv, parse_ioc_json
-from tests.conftest import start_server
+from tests.conftest import ServerStarter
 from tests.share.test_stix import validate
 from tests.test_incidents_http import DOWNLOADED, SENSORS, ingest_everywhere
 from tests.test_ingest_http import PUBLIC_SOURCES, post
 
 
-def test_ioc_feed_stix_and_misp_from_real_incidents(tmp_path: Path) -> None:
-    server, stop = start_server(tmp_path / "data", server={"instance_name": "atlas-test"})
+def test_ioc_feed_stix_and_misp_from_real_incidents(start_on_backend: ServerStarter, tmp_path: Path) -> None:
+    server, stop = start_on_backend(tmp_path / "data", server={"instance_name": "atlas-test"})
     try:
         tokens = {name: server.add_sensor(name, location=where) for name, where in SENSORS.items()}
         ingest_everywhere(server, tokens)

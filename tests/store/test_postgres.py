@@ -22,7 +22,7 @@ from honeyatlas.store.duckdb import DuckDBStore
 from honeyatlas.store.postgres import PostgresStore
 from honeyatlas.store.postgres_registry import PostgresSensorRegistry
 from honeyatlas.store.registry import HPFEEDS_CHANNELS
-from tests.engines.postgres import PostgresServer, postgres_server  # noqa: F401  (the fixture)
+from tests.engines.postgres import PostgresServer
 from tests.store.test_stats_rollups import brute_histogram, brute_summary
 
 SENSORS = ["fra-1", "nyc-2", "sgp-3", "Ams-4", "b10"]
@@ -87,7 +87,7 @@ async def replay(store: Any, **kwargs: Any) -> list[list[Event]]:
 
 
 @pytest.fixture
-def pg_url(postgres_server: PostgresServer) -> str:  # noqa: F811
+def pg_url(postgres_server: PostgresServer) -> str:
     return postgres_server.new_database()
 
 
@@ -185,10 +185,26 @@ async def test_every_read_answers_as_duckdb_does(pg_url: str, tmp_path: Path) ->
             chunks = await same(lambda s, w=windows: replay(s, **w), windows)
             assert all(e.raw is None for chunk in chunks for e in chunk)
             assert len(chunks) > 3 or windows["limit"] != 700
-        assert await pg.schema_version() == 1
+        assert await pg.schema_version() == 2
     finally:
         for store in stores:
             await store.stop()
+
+
+async def test_replay_keeps_the_order_of_a_batch_whose_events_share_one_ingest_time(pg_url: str) -> None:
+    """A batch's events share `ingest_ts` and their ids are random within a millisecond; the
+    restart replay must still give them in the order the detectors saw them (as DuckDB's rowid)."""
+    now = datetime.now(UTC)
+    events = [msgspec.structs.replace(e, ingest_ts=now) for e in varied_events(random.Random(3), now, 300)]
+    store = make_pg(pg_url)
+    await store.start()
+    try:
+        await store.append(events[:200], [])
+        await store.append(events[200:], [])
+        chunks = await replay(store, window_seconds=10**7, payload_window_seconds=10**7, limit=250, chunk_events=60)
+        assert [e.id for chunk in chunks for e in chunk] == [e.id for e in events[50:]]
+    finally:
+        await store.stop()
 
 
 async def test_a_redelivered_batch_is_stored_and_counted_once(pg_url: str) -> None:
@@ -329,7 +345,7 @@ async def test_far_timestamps_go_to_the_default_partition_and_move_when_their_da
         await store.stop()
 
 
-async def test_a_bad_url_is_one_clear_line_without_the_password(postgres_server: PostgresServer) -> None:  # noqa: F811
+async def test_a_bad_url_is_one_clear_line_without_the_password(postgres_server: PostgresServer) -> None:
     for url, expected in (
         ("postgresql://honey:s3cretpw@127.0.0.1:1/atlas", "cannot connect to PostgreSQL at 127.0.0.1:1/atlas"),
         ("postgresql://honey:s3cr%zzetpw@127.0.0.1:5/atlas", "cannot connect to PostgreSQL at storage.url"),

@@ -169,7 +169,9 @@ class PostgresStore:
             raise StoreError(f"cannot migrate the database at {self._where}: {_first_line(exc)}") from exc
 
     async def _prepare_writer(self, con: psycopg.AsyncConnection[Any]) -> None:
-        await con.execute("CREATE TEMPORARY TABLE IF NOT EXISTS staging (LIKE events) ON COMMIT DELETE ROWS")
+        # With the defaults: `arrival` numbers the rows in the order the COPY reads them.
+        await con.execute("CREATE TEMPORARY TABLE IF NOT EXISTS staging (LIKE events INCLUDING DEFAULTS) "
+                          "ON COMMIT DELETE ROWS")
         self._partitions = await postgres_schema.partition_days(con)
 
     async def stop(self) -> None:
@@ -386,7 +388,7 @@ class PostgresStore:
 
     async def events_for_replay(self, *, window_seconds: float, payload_window_seconds: float, limit: int,
                                 chunk_events: int = 20_000) -> AsyncIterator[list[Event]]:
-        """As DuckDBStore.events_for_replay, in arrival order (ingest_ts, id), without `raw`."""
+        """As DuckDBStore.events_for_replay, in arrival order (`arrival`), without `raw`."""
         rows = await self._read("SELECT max(ts) FROM events")
         latest = rows[0][0] if rows else None
         if latest is None or limit <= 0:
@@ -395,25 +397,19 @@ class PostgresStore:
                  "payloads": latest - timedelta(seconds=payload_window_seconds)}
         wanted = ("ts >= least(%(events)s, %(payloads)s) "
                   "AND (ts >= %(events)s OR (sha256 IS NOT NULL AND ts >= %(payloads)s))")
-        cut = await self._read(f"SELECT ingest_ts, id FROM events WHERE {wanted} "
-                               "ORDER BY ingest_ts DESC, id DESC LIMIT 1 OFFSET %(skip)s", {**since, "skip": limit - 1})
-        bound, inclusive = (cut[0], True) if cut else (None, False)
+        cut = await self._read(f"SELECT arrival FROM events WHERE {wanted} "
+                               "ORDER BY arrival DESC LIMIT 1 OFFSET %(skip)s", {**since, "skip": limit - 1})
+        after = cut[0][0] - 1 if cut else 0
         while True:
-            params: dict[str, Any] = {**since, "chunk": chunk_events}
-            after = ""
-            if bound is not None:
-                after = f"AND (ingest_ts, id) {'>=' if inclusive else '>'} (%(bound_ts)s, %(bound_id)s) "
-                params.update(bound_ts=bound[0], bound_id=bound[1])
             found = await self._read(
-                f"SELECT {postgres_schema.REPLAY_COLUMNS_SQL} FROM events WHERE {wanted} {after}"
-                "ORDER BY ingest_ts, id LIMIT %(chunk)s", params)
+                f"SELECT {postgres_schema.REPLAY_COLUMNS_SQL}, arrival FROM events WHERE {wanted} "
+                "AND arrival > %(after)s ORDER BY arrival LIMIT %(chunk)s", {**since, "after": after, "chunk": chunk_events})
             if not found:
                 return
-            yield [row_to_event(r) for r in found]
+            yield [row_to_event(r[:-1]) for r in found]
             if len(found) < chunk_events:
                 return
-            last = found[-1]
-            bound, inclusive = (last[postgres_schema.COLUMN_NAMES.index("ingest_ts")], last[0]), False
+            after = found[-1][-1]
 
     async def query_events(self, query: EventQuery) -> list[Event]:
         where: list[str] = []

@@ -64,7 +64,7 @@ REPLAY_COLUMNS_SQL = ", ".join("NULL AS raw" if name == "raw" else name for name
 # a query of the API. The primary key (ts, id) serves the newest-first pages and catches a
 # redelivered event (its ts travels with its id).
 _EVENT_INDEXES = {
-    "events_ingest": "(ingest_ts, id)",  # replay, recent events, sensors' last hour
+    "events_ingest": "(ingest_ts, id)",  # recent events, sensors' last hour
     "events_src_ip": "(src_ip, ts)",
     "events_sensor": "(sensor, ts)",
     "events_kind": "(kind, ts)",
@@ -100,6 +100,22 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "PRIMARY KEY (dim, hour, key, shard))",
             'CREATE TABLE stats_sensors (sensor text COLLATE "C" NOT NULL, shard smallint NOT NULL, '
             "last_ingest_ts timestamptz NOT NULL, PRIMARY KEY (sensor, shard))",
+        ],
+    ),
+    (
+        2,
+        [  # Arrival order, which the restart replay must follow as the detectors did: a batch's
+            # events share one ingest_ts, and their ids are random within a millisecond, so
+            # (ingest_ts, id) lost it. The writer's staging table takes the default, so each
+            # event is numbered as the COPY reads it; rows stored before are numbered as they replayed.
+            "CREATE SEQUENCE events_arrival_seq AS bigint",
+            "ALTER TABLE events ADD COLUMN arrival bigint",
+            "UPDATE events SET arrival = o.n FROM (SELECT ts, id, row_number() OVER (ORDER BY ingest_ts, id) AS n "
+            "FROM events) o WHERE events.ts = o.ts AND events.id = o.id",
+            "SELECT setval('events_arrival_seq', (SELECT count(*) + 1 FROM events), false)",
+            "ALTER TABLE events ALTER COLUMN arrival SET DEFAULT nextval('events_arrival_seq')",
+            "ALTER TABLE events ALTER COLUMN arrival SET NOT NULL",
+            "CREATE INDEX events_arrival ON events (arrival)",
         ],
     ),
 ]
