@@ -10,13 +10,13 @@ columns added later will be added with `ADD COLUMN IF NOT EXISTS` in `_SCHEMA`.
 
 Synchronous (psycopg's blocking connection, one per registry, reopened if the server
 dropped it): the `sensor` command and the roles call it as they call the SQLite one.
-What must not live here: the token format and the hpfeeds channel catalogue (registry.py).
+What must not live here: the token format, the checks of a new sensor and of hpfeeds settings,
+and the hpfeeds channel catalogue (registry.py).
 """
 
 from __future__ import annotations
 
 import hmac
-import re
 import secrets
 import threading
 from collections.abc import Callable
@@ -29,7 +29,7 @@ from psycopg import errors as pg_errors
 from honeyatlas.enrichment.sensors import Sensor
 from honeyatlas.errors import RegistryError, StoreError
 from honeyatlas.store.postgres_connect import connect_sync, describe
-from honeyatlas.store.registry import _TOKEN, ANY_CHANNEL, HPFEEDS_CHANNELS, SENSOR_NAME, _digest
+from honeyatlas.store.registry import TOKEN, check_new_sensor, digest, hpfeeds_settings, new_token
 
 _LOCK = 0x6861_0010
 _SCHEMA = [
@@ -39,7 +39,6 @@ _SCHEMA = [
     "revoked_at timestamptz, hpfeeds_ident text UNIQUE, hpfeeds_secret text, hpfeeds_channels text[])",
 ]
 _SENSOR_COLUMNS = "name, honeypot, lat, lon, label, demo, created_at, revoked_at"
-_HONEYPOT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 T = TypeVar("T")
 
 
@@ -92,29 +91,18 @@ class PostgresSensorRegistry:
         demo: bool = False,
     ) -> tuple[Sensor, str]:
         """Register a sensor; returns it and its token, which is never shown again."""
-        # The same checks as SensorRegistry.add (to be shared once registry.py exposes them).
-        if not SENSOR_NAME.match(name):
-            raise RegistryError(
-                f"invalid sensor name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-            )
-        if not _HONEYPOT.match(honeypot):
-            raise RegistryError(f"invalid honeypot type {honeypot!r}: use a short lowercase name such as cowrie")
-        if (lat is None) != (lon is None) or (
-            lat is not None and lon is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180)
-        ):
-            raise RegistryError("invalid location: give LAT,LON with -90<=LAT<=90 and -180<=LON<=180")
-        token_id = secrets.token_hex(8)
-        secret = secrets.token_urlsafe(32)
+        check_new_sensor(name, honeypot, lat, lon)
+        token_id, token_digest, token = new_token()
         now = datetime.now(UTC)
         try:
             self._run(lambda con: con.execute(
                 "INSERT INTO sensors (name, honeypot, lat, lon, label, demo, token_id, token_sha256, created_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [name, honeypot, lat, lon, label, demo, token_id, _digest(secret), now]))
+                [name, honeypot, lat, lon, label, demo, token_id, token_digest, now]))
         except pg_errors.UniqueViolation as exc:
             raise RegistryError(f"sensor {name!r} already exists; pick another name or revoke it first") from exc
         sensor = Sensor(name=name, honeypot=honeypot, lat=lat, lon=lon, label=label, demo=demo, created_at=now)
-        return sensor, f"hat_{token_id}_{secret}"
+        return sensor, token
 
     def revoke(self, name: str) -> Sensor:
         self._run(lambda con: con.execute(
@@ -135,16 +123,16 @@ class PostgresSensorRegistry:
 
     def authenticate(self, token: str) -> Sensor | None:
         """The active sensor this bearer token belongs to, or None."""
-        match = _TOKEN.match(token)
+        match = TOKEN.match(token)
         if match is None:
             return None
         token_id, secret = match.groups()
         row = self._run(lambda con: con.execute(
             f"SELECT {_SENSOR_COLUMNS}, token_sha256 FROM sensors WHERE token_id = %s", [token_id]).fetchone())
         if row is None:
-            hmac.compare_digest(_digest(secret), bytes(32))  # same work whether or not the id exists
+            hmac.compare_digest(digest(secret), bytes(32))  # same work whether or not the id exists
             return None
-        if not hmac.compare_digest(_digest(secret), bytes(row[8])):
+        if not hmac.compare_digest(digest(secret), bytes(row[8])):
             return None
         sensor = _sensor(row[:8])
         return None if sensor.revoked else sensor
@@ -154,19 +142,7 @@ class PostgresSensorRegistry:
     ) -> tuple[str, str]:
         """Give a sensor hpfeeds credentials; returns (ident, secret), the secret shown only now.
         As SensorRegistry.enable_hpfeeds: calling it again replaces secret, ident and channels."""
-        sensor = self.get(name)
-        if sensor is None:
-            raise RegistryError(f"no sensor named {name!r}; see `honeyatlas sensor list`")
-        if sensor.revoked:
-            raise RegistryError(f"sensor {name!r} is revoked; add a new sensor instead")
-        ident = name if ident is None else ident
-        if not ident or len(ident.encode("utf-8")) > 255 or any(ord(c) < 32 for c in ident):
-            raise RegistryError(f"invalid hpfeeds ident {ident!r}: use 1-255 bytes of printable UTF-8")
-        if channels is None:
-            channels = list(HPFEEDS_CHANNELS.get(sensor.honeypot, (ANY_CHANNEL,)))
-        bad = [c for c in channels if not c or len(c.encode("utf-8")) > 255]
-        if not channels or bad:
-            raise RegistryError(f"invalid hpfeeds channels {channels!r}: give 1-255 byte names, or '*' for any")
+        ident, channels = hpfeeds_settings(name, self.get(name), channels, ident)
         secret = secrets.token_urlsafe(24)
         try:
             self._run(lambda con: con.execute(

@@ -35,7 +35,8 @@ from honeyatlas.enrichment.sensors import Sensor
 from honeyatlas.errors import RegistryError
 
 SENSOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_TOKEN = re.compile(r"^hat_([0-9a-f]{16})_([A-Za-z0-9_-]{20,64})$")
+HONEYPOT_TYPE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+TOKEN = re.compile(r"^hat_([0-9a-f]{16})_([A-Za-z0-9_-]{20,64})$")
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS sensors (
@@ -86,8 +87,50 @@ HPFEEDS_CHANNELS: dict[str, tuple[str, ...]] = {
 _SENSOR_COLUMNS = "name, honeypot, lat, lon, label, demo, created_at, revoked_at"
 
 
-def _digest(secret: str) -> bytes:
+def digest(secret: str) -> bytes:
+    """What the registry stores of a token's secret."""
     return hashlib.sha256(secret.encode()).digest()
+
+
+def check_new_sensor(name: str, honeypot: str, lat: float | None, lon: float | None) -> None:
+    """Refuse, with a RegistryError that says what to give instead, a sensor `add` must not register."""
+    if not SENSOR_NAME.match(name):
+        raise RegistryError(
+            f"invalid sensor name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    if not HONEYPOT_TYPE.match(honeypot):
+        raise RegistryError(f"invalid honeypot type {honeypot!r}: use a short lowercase name such as cowrie")
+    if (lat is None) != (lon is None) or (
+        lat is not None and lon is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180)
+    ):
+        raise RegistryError("invalid location: give LAT,LON with -90<=LAT<=90 and -180<=LON<=180")
+
+
+def new_token() -> tuple[str, bytes, str]:
+    """A new bearer token: (token id, digest of its secret: what is stored, the token: shown once)."""
+    token_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    return token_id, digest(secret), f"hat_{token_id}_{secret}"
+
+
+def hpfeeds_settings(
+    name: str, sensor: Sensor | None, channels: list[str] | None, ident: str | None
+) -> tuple[str, list[str]]:
+    """The (ident, channels) `enable_hpfeeds` gives sensor `name` (None: no such sensor),
+    defaults filled in; a RegistryError when they cannot be given."""
+    if sensor is None:
+        raise RegistryError(f"no sensor named {name!r}; see `honeyatlas sensor list`")
+    if sensor.revoked:
+        raise RegistryError(f"sensor {name!r} is revoked; add a new sensor instead")
+    ident = name if ident is None else ident
+    if not ident or len(ident.encode("utf-8")) > 255 or any(ord(c) < 32 for c in ident):
+        raise RegistryError(f"invalid hpfeeds ident {ident!r}: use 1-255 bytes of printable UTF-8")
+    if channels is None:
+        channels = list(HPFEEDS_CHANNELS.get(sensor.honeypot, (ANY_CHANNEL,)))
+    bad = [c for c in channels if not c or len(c.encode("utf-8")) > 255]
+    if not channels or bad:
+        raise RegistryError(f"invalid hpfeeds channels {channels!r}: give 1-255 byte names, or '*' for any")
+    return ident, channels
 
 
 def _time(text: str | None) -> datetime | None:
@@ -140,30 +183,20 @@ class SensorRegistry:
         demo: bool = False,
     ) -> tuple[Sensor, str]:
         """Register a sensor; returns it and its token, which is never shown again."""
-        if not SENSOR_NAME.match(name):
-            raise RegistryError(
-                f"invalid sensor name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-            )
-        if not re.match(r"^[a-z0-9][a-z0-9._-]{0,31}$", honeypot):
-            raise RegistryError(f"invalid honeypot type {honeypot!r}: use a short lowercase name such as cowrie")
-        if (lat is None) != (lon is None) or (
-            lat is not None and lon is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180)
-        ):
-            raise RegistryError("invalid location: give LAT,LON with -90<=LAT<=90 and -180<=LON<=180")
-        token_id = secrets.token_hex(8)
-        secret = secrets.token_urlsafe(32)
+        check_new_sensor(name, honeypot, lat, lon)
+        token_id, token_digest, token = new_token()
         now = datetime.now(UTC)
         with self._lock:
             try:
                 self._db().execute(
                     "INSERT INTO sensors (name, honeypot, lat, lon, label, demo, token_id, token_sha256, created_at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (name, honeypot, lat, lon, label, int(demo), token_id, _digest(secret), now.isoformat()),
+                    (name, honeypot, lat, lon, label, int(demo), token_id, token_digest, now.isoformat()),
                 )
             except sqlite3.IntegrityError as exc:
                 raise RegistryError(f"sensor {name!r} already exists; pick another name or revoke it first") from exc
         sensor = Sensor(name=name, honeypot=honeypot, lat=lat, lon=lon, label=label, demo=demo, created_at=now)
-        return sensor, f"hat_{token_id}_{secret}"
+        return sensor, token
 
     def revoke(self, name: str) -> Sensor:
         with self._lock:
@@ -197,7 +230,7 @@ class SensorRegistry:
 
     def authenticate(self, token: str) -> Sensor | None:
         """The active sensor this bearer token belongs to, or None."""
-        match = _TOKEN.match(token)
+        match = TOKEN.match(token)
         if match is None:
             return None
         token_id, secret = match.groups()
@@ -208,9 +241,9 @@ class SensorRegistry:
                 (token_id,),
             ).fetchone()
         if row is None:
-            hmac.compare_digest(_digest(secret), bytes(32))  # same work whether or not the id exists
+            hmac.compare_digest(digest(secret), bytes(32))  # same work whether or not the id exists
             return None
-        if not hmac.compare_digest(_digest(secret), row[8]):
+        if not hmac.compare_digest(digest(secret), row[8]):
             return None
         sensor = self._sensor(row[:8])
         return None if sensor.revoked else sensor
@@ -224,19 +257,7 @@ class SensorRegistry:
         honeypot type, or "*" for a type without standard channels). Calling it again
         replaces the secret, the ident and the channels.
         """
-        sensor = self.get(name)
-        if sensor is None:
-            raise RegistryError(f"no sensor named {name!r}; see `honeyatlas sensor list`")
-        if sensor.revoked:
-            raise RegistryError(f"sensor {name!r} is revoked; add a new sensor instead")
-        ident = name if ident is None else ident
-        if not ident or len(ident.encode("utf-8")) > 255 or any(ord(c) < 32 for c in ident):
-            raise RegistryError(f"invalid hpfeeds ident {ident!r}: use 1-255 bytes of printable UTF-8")
-        if channels is None:
-            channels = list(HPFEEDS_CHANNELS.get(sensor.honeypot, (ANY_CHANNEL,)))
-        bad = [c for c in channels if not c or len(c.encode("utf-8")) > 255]
-        if not channels or bad:
-            raise RegistryError(f"invalid hpfeeds channels {channels!r}: give 1-255 byte names, or '*' for any")
+        ident, channels = hpfeeds_settings(name, self.get(name), channels, ident)
         secret = secrets.token_urlsafe(24)
         with self._lock:
             try:
