@@ -162,19 +162,43 @@ def make_event(
     receive time with a warning. `honeypot` overrides the sensor's registered type for
     multi-honeypot sensors (T-Pot). Unknown keyword names are a programming error.
     """
-    notes = list(warnings) if warnings else []
+    return build_event(ctx, kind, ts, outcome, list(warnings) if warnings else [], fields)
+
+
+def build_event(ctx: RecordContext, kind: Kind, ts: datetime | None, outcome: Outcome, notes: list[str],
+                fields: dict[str, Any]) -> Event:
+    """`make_event` for an adapter on the hot path: it hands over its own `notes` and `fields`
+    (both are changed here), which saves the keyword packing and unpacking of a second call.
+
+    Written for speed (measured in process on the ingest benchmark's cowrie records: make_event
+    5.1 -> ~2.5 us per call, the cowrie adapter ~9 -> ~6.5 us per record): the common field, a
+    short printable str, is settled with one class check, one length and one isprintable;
+    None skips the limit lookup (clean_text(None) is (None, False) anyway); the list of cut
+    fields is only made when one is cut.
+    """
     honeypot = clean_text(fields.pop("honeypot"), FIELD_LIMITS["honeypot"])[0] if "honeypot" in fields else None
-    cut: list[str] = []
+    cut: list[str] | None = None
+    limits = _TEXT_LIMITS
     for name, value in fields.items():  # replacing values of existing keys: the dict keeps its size
-        limit = _TEXT_LIMITS.get(name)
-        if limit is None or (value.__class__ is str and len(value) <= limit and value.isprintable()):
-            continue  # not a text field, or text with nothing to clean (clean_text's common case, inlined)
+        cls = value.__class__
+        if cls is str:
+            limit = limits.get(name)
+            if limit is None or (len(value) <= limit and value.isprintable()):
+                continue  # not a text field, or text with nothing to clean (clean_text's common case)
+        elif value is None:
+            continue
+        else:  # a port, or a number given for a text field (cleaned into text below)
+            limit = limits.get(name)
+            if limit is None:
+                continue
         fields[name], was_cut = clean_text(value, limit)
         if was_cut:
+            if cut is None:
+                cut = []
             cut.append(name)
     if cut:  # in the catalogue's order, whatever the adapter's
         notes.extend(f"{name} truncated to {_TEXT_LIMITS[name]} characters" for name in _TEXT_FIELDS if name in cut)
-    cut_any = bool(cut)
+    cut_any = cut is not None
     if ts is None:
         ts = ctx.received
         notes.append("no usable timestamp; receive time used")
@@ -183,7 +207,7 @@ def make_event(
         raw = raw[:RAW_LIMIT_BYTES]
         cut_any = True
         notes.append(f"raw record truncated to {RAW_LIMIT_BYTES} characters")
-    flags = (Flag.DEMO,) if ctx.demo else ()
+    flags: tuple[Flag, ...] = (Flag.DEMO,) if ctx.demo else ()
     if cut_any:
         flags = (*flags, Flag.TRUNCATED)
     cleaned_notes = tuple(
