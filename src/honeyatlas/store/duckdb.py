@@ -28,7 +28,7 @@ import pyarrow as pa
 from msgspec.structs import astuple
 
 from honeyatlas.errors import StoreError
-from honeyatlas.event import EVENT_FIELDS, GEO_FIELDS, Event, Flag, Geo, Kind, Outcome, Precision
+from honeyatlas.event import EVENT_FIELDS, GEO_FIELDS, Event
 from honeyatlas.incident import Incident
 from honeyatlas.metrics import Metrics
 from honeyatlas.profile import AttackerProfile, AttackerSummary, MalwareProfile
@@ -42,61 +42,11 @@ from honeyatlas.store import (
     duckdb_profiles,
     duckdb_stats,
 )
+from honeyatlas.store.columns import COLUMN_NAMES, EVENT_ARROW_SCHEMA, EVENT_COLUMNS, SCALAR_NAMES, row_to_event
 
 log = logging.getLogger(__name__)
 
-_GEO_COLUMNS: list[tuple[str, str, pa.DataType]] = [
-    ("country", "VARCHAR", pa.string()),
-    ("city", "VARCHAR", pa.string()),
-    ("lat", "DOUBLE", pa.float64()),
-    ("lon", "DOUBLE", pa.float64()),
-    ("asn", "BIGINT", pa.int64()),
-    ("org", "VARCHAR", pa.string()),
-    ("precision", "VARCHAR", pa.string()),
-]
-_EVENT_SCALARS: list[tuple[str, str, pa.DataType]] = [
-    ("id", "VARCHAR NOT NULL", pa.string()),
-    ("ts", "TIMESTAMP NOT NULL", pa.timestamp("us")),
-    ("ingest_ts", "TIMESTAMP NOT NULL", pa.timestamp("us")),
-    ("sensor", "VARCHAR NOT NULL", pa.string()),
-    ("honeypot", "VARCHAR NOT NULL", pa.string()),
-    ("kind", "VARCHAR NOT NULL", pa.string()),
-    ("action", "VARCHAR", pa.string()),
-    ("outcome", "VARCHAR NOT NULL", pa.string()),
-    ("src_ip", "VARCHAR", pa.string()),
-    ("src_port", "INTEGER", pa.int32()),
-    ("dst_ip", "VARCHAR", pa.string()),
-    ("dst_port", "INTEGER", pa.int32()),
-    ("transport", "VARCHAR", pa.string()),
-    ("protocol", "VARCHAR", pa.string()),
-    ("session", "VARCHAR", pa.string()),
-    ("username", "VARCHAR", pa.string()),
-    ("password", "VARCHAR", pa.string()),
-    ("command", "VARCHAR", pa.string()),
-    ("url", "VARCHAR", pa.string()),
-    ("sha256", "VARCHAR", pa.string()),
-    ("md5", "VARCHAR", pa.string()),
-    ("signature", "VARCHAR", pa.string()),
-    ("severity", "SMALLINT", pa.int16()),
-    ("user_agent", "VARCHAR", pa.string()),
-    ("client_version", "VARCHAR", pa.string()),
-]
-_EVENT_TAIL: list[tuple[str, str, pa.DataType]] = [
-    ("flags", "VARCHAR[]", pa.list_(pa.string())),
-    ("warnings", "VARCHAR[]", pa.list_(pa.string())),
-    ("raw", "VARCHAR", pa.string()),
-    ("v", "SMALLINT NOT NULL", pa.int16()),
-]
-EVENT_COLUMNS: list[tuple[str, str, pa.DataType]] = [
-    *_EVENT_SCALARS,
-    *[(f"src_{n}", t, a) for n, t, a in _GEO_COLUMNS],
-    *[(f"dst_{n}", t, a) for n, t, a in _GEO_COLUMNS],
-    *_EVENT_TAIL,
-]
-EVENT_ARROW_SCHEMA = pa.schema([(name, arrow) for name, _, arrow in EVENT_COLUMNS])
-_COLUMN_NAMES = [name for name, _, _ in EVENT_COLUMNS]
-_SCALAR_NAMES = [name for name, _, _ in _EVENT_SCALARS]
-_REPLAY_COLUMNS = ", ".join("NULL AS raw" if name == "raw" else name for name in _COLUMN_NAMES)
+_REPLAY_COLUMNS = ", ".join("NULL AS raw" if name == "raw" else name for name in COLUMN_NAMES)
 
 DEAD_LETTER_ARROW_SCHEMA = pa.schema(
     [
@@ -223,7 +173,7 @@ def events_to_arrow(events: list[Event]) -> pa.Table:
         return EVENT_ARROW_SCHEMA.empty_table()
     # ts and ingest_ts as they are: Arrow stores an aware datetime as naive UTC itself, 3x
     # faster than converting each one here.
-    columns: dict[str, Any] = {name: by_field[name] for name in _SCALAR_NAMES}
+    columns: dict[str, Any] = {name: by_field[name] for name in SCALAR_NAMES}
     for side in ("src", "dst"):
         geos = by_field[f"{side}_geo"]
         present = [astuple(g) if g is not None else None for g in geos]
@@ -232,25 +182,6 @@ def events_to_arrow(events: list[Event]) -> pa.Table:
     for name in ("flags", "warnings", "raw", "v"):
         columns[name] = by_field[name]
     return pa.table(columns, schema=EVENT_ARROW_SCHEMA)
-
-
-def _row_to_event(row: tuple[Any, ...]) -> Event:
-    values = dict(zip(_COLUMN_NAMES, row, strict=True))
-    geos: dict[str, Geo | None] = {}
-    for side in ("src", "dst"):
-        parts = {n: values.pop(f"{side}_{n}") for n, _, _ in _GEO_COLUMNS}
-        if parts["precision"] is None:
-            geos[side] = None
-        else:
-            parts["precision"] = Precision(parts["precision"])
-            geos[side] = Geo(**{k: v for k, v in parts.items() if v is not None})
-    for name in ("ts", "ingest_ts"):
-        values[name] = values[name].replace(tzinfo=UTC)
-    values["kind"] = Kind(values["kind"])
-    values["outcome"] = Outcome(values["outcome"])
-    values["flags"] = tuple(Flag(f) for f in values["flags"] or ())
-    values["warnings"] = tuple(values["warnings"] or ())
-    return Event(src_geo=geos["src"], dst_geo=geos["dst"], **{k: v for k, v in values.items() if v is not None})
 
 
 class _WriteJob:
@@ -513,9 +444,9 @@ class DuckDBStore:
 
     async def recent_events(self, limit: int) -> list[Event]:
         rows = await self._read(
-            f"SELECT {', '.join(_COLUMN_NAMES)} FROM events ORDER BY ingest_ts DESC, id DESC LIMIT ?", [limit]
+            f"SELECT {', '.join(COLUMN_NAMES)} FROM events ORDER BY ingest_ts DESC, id DESC LIMIT ?", [limit]
         )
-        return [_row_to_event(r) for r in reversed(rows)]
+        return [row_to_event(r) for r in reversed(rows)]
 
     async def events_for_replay(self, *, window_seconds: float, payload_window_seconds: float, limit: int,
                                 chunk_events: int = 20_000) -> AsyncIterator[list[Event]]:
@@ -543,7 +474,7 @@ class DuckDBStore:
                 [low, high if high is not None else 2**62, *since],
             )
             if found:
-                yield [_row_to_event(r) for r in found]
+                yield [row_to_event(r) for r in found]
             if high is None:
                 return
             low = high
@@ -570,12 +501,12 @@ class DuckDBStore:
             cursor_ts, cursor_id = _naive_utc(query.cursor[0]), query.cursor[1]
             where.append("(ts < ? OR (ts = ? AND id < ?))")
             params.extend([cursor_ts, cursor_ts, cursor_id])
-        sql = f"SELECT {', '.join(_COLUMN_NAMES)} FROM events"
+        sql = f"SELECT {', '.join(COLUMN_NAMES)} FROM events"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY ts DESC, id DESC LIMIT ?"
         params.append(query.limit)
-        return [_row_to_event(r) for r in await self._read(sql, params)]
+        return [row_to_event(r) for r in await self._read(sql, params)]
 
     async def summary(self, now: datetime, top_n: int) -> Summary:
         """Counts and top-N lists of the last 24 hours, exact, from the rollups (duckdb_stats.py)."""

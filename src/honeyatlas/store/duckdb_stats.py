@@ -28,18 +28,11 @@ from typing import Any
 import duckdb
 
 from honeyatlas.store import Counts, Summary, TopItem
+from honeyatlas.store.columns import TOP_DIMENSIONS
 
 WINDOW = timedelta(hours=24)
 _EPOCH = datetime(1970, 1, 1)
 
-# dimension -> (column, numeric key). `asns` carries a label: the organisation of the ASN.
-TOP_DIMENSIONS: dict[str, tuple[str, bool]] = {
-    "countries": ("src_country", False),
-    "asns": ("src_asn", True),
-    "ips": ("src_ip", False),
-    "ports": ("dst_port", True),
-    "sensors": ("sensor", False),
-}
 _TOTAL = "total"
 
 

@@ -46,7 +46,7 @@ from honeyatlas.store import (
     postgres_schema,
     postgres_stats,
 )
-from honeyatlas.store.duckdb import _row_to_event as row_to_event
+from honeyatlas.store.columns import row_to_event
 from honeyatlas.store.postgres_connect import connect, describe
 from honeyatlas.store.postgres_schema import COLUMNS_SQL, COPY_TYPES
 

@@ -1,6 +1,6 @@
 """The PostgreSQL store's schema: every DDL statement, the migrations, the daily partitions.
 
-What lives here: the column list (it mirrors duckdb.EVENT_COLUMNS, mapped to PostgreSQL
+What lives here: the column list (columns.EVENT_COLUMNS, mapped to PostgreSQL
 types), MIGRATIONS (applied in order under an advisory lock and recorded in
 `schema_migrations`), the partition naming and creation, and the conversion of an `Event`
 into the row the writer COPYs. What must not: queries (postgres_stats.py,
@@ -27,7 +27,7 @@ from msgspec.structs import astuple
 from psycopg import sql
 
 from honeyatlas.event import EVENT_FIELDS, Event
-from honeyatlas.store.duckdb import EVENT_COLUMNS
+from honeyatlas.store.columns import COLUMN_NAMES, EVENT_COLUMNS
 
 _TYPES = {
     "VARCHAR": 'text COLLATE "C"',
@@ -55,7 +55,6 @@ def _column(name: str, duck: str) -> str:
     return f"{name} {_TYPES[base]}{not_null}"
 
 
-COLUMN_NAMES = [name for name, _, _ in EVENT_COLUMNS]
 COPY_TYPES = [_COPY_TYPES[_split(duck)[0]] for _, duck, _ in EVENT_COLUMNS]
 COLUMNS_SQL = ", ".join(COLUMN_NAMES)
 REPLAY_COLUMNS_SQL = ", ".join("NULL AS raw" if name == "raw" else name for name in COLUMN_NAMES)

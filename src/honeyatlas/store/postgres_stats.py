@@ -5,7 +5,7 @@ that day's buckets and every answer stays exact for what remains:
 
 - `stats_minutes (minute, kind, shard, n)`: the histogram and the 1 m / 1 h / 24 h counts;
 - `stats_hours (dim, hour, key, shard, label, n)`: the summary's top-N dimensions
-  (duckdb_stats.TOP_DIMENSIONS), `label` being an ASN's organisation;
+  (columns.TOP_DIMENSIONS), `label` being an ASN's organisation;
 - `stats_sensors (sensor, shard, last_ingest_ts)`: each sensor's latest arrival.
 
 INSERT_EVENTS inserts a staged batch and updates all three from the rows actually inserted
@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from honeyatlas.store import Counts, Summary, TopItem
-from honeyatlas.store.duckdb_stats import TOP_DIMENSIONS
+from honeyatlas.store.columns import TOP_DIMENSIONS
 
 Read = Callable[[str, Any], Awaitable[list[tuple[Any, ...]]]]
 
