@@ -64,6 +64,7 @@ class BusConfig(_Section):
     partitions: Annotated[int, Meta(ge=1, le=256)] = 8
     stream_max_bytes: PositiveInt = 1024 * 1024 * 1024
     stream_max_messages: PositiveInt = 1_000_000
+    stream_replicas: Literal[1, 3, 5] = 1  # copies of the stream in a NATS cluster
     duplicate_window_seconds: Annotated[float, Meta(ge=1, le=86400)] = 600.0
     ack_wait_seconds: Seconds = 30.0
     fetch_batch_messages: Annotated[int, Meta(ge=1, le=1024)] = 64

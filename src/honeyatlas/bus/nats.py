@@ -235,6 +235,7 @@ class NatsBus:
             max_msgs=self._config.stream_max_messages,
             max_bytes=self._config.stream_max_bytes,
             storage=api.StorageType.FILE,
+            num_replicas=self._config.stream_replicas,
             duplicate_window=self._config.duplicate_window_seconds,
         )
 
