@@ -109,11 +109,14 @@ async def test_unacked_batch_comes_again_to_the_next_consumer(make_bus: BusFacto
     await taken.ack()  # too late, over a closed connection: no error, and no effect
     second = await make_bus("worker-2")
     started = time.monotonic()
+    assert await second.unacknowledged(3) == 1  # a successor sees its predecessor's batch in flight
     [again] = await second.fetch(3, 1, 5.0)
     assert again.batch.receipt.key == "x" and again.delivered_count == 2
     assert time.monotonic() - started < 3
     await again.ack()
-    await asyncio.sleep(1.2)  # past ack_wait: an acked batch does not come back
+    await asyncio.sleep(0.2)
+    assert await second.unacknowledged(3) == 0
+    await asyncio.sleep(1.0)  # past ack_wait: an acked batch does not come back
     assert await second.fetch(3, 1, 0.5) == []
 
 

@@ -206,6 +206,10 @@ class Consumer(Protocol):
 
     partitions: int
 
+    async def unacknowledged(self, partition: int, family: str = EVENTS) -> int:
+        """Batches of the partition delivered and not acknowledged yet (by anyone, e.g. a
+        worker that died): they come again once their ack wait has passed."""
+
     async def fetch(self, partition: int, max_messages: int, timeout: float,
                     family: str = EVENTS) -> list[Delivery]:
         """Up to `max_messages` batches of `partition`, oldest first; waits up to `timeout`
@@ -341,6 +345,10 @@ class LocalBus:
         self._wake()
 
     # Consumer
+    async def unacknowledged(self, partition: int, family: str = EVENTS) -> int:
+        now = time.monotonic()
+        return sum(1 for s in self._queues[family, partition] if s.delivered and s.invisible_until > now)
+
     async def fetch(self, partition: int, max_messages: int, timeout: float,
                     family: str = EVENTS) -> list[Delivery]:
         queue = self._queues[family, partition]

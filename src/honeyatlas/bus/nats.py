@@ -368,6 +368,13 @@ class NatsBus:
 
     # --- Consumer --------------------------------------------------------------------------
 
+    async def unacknowledged(self, partition: int, family: str = EVENTS) -> int:
+        try:
+            info = await self._jetstream().consumer_info(self._stream, self._consumer_name(partition, family))
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise BusError(f"cannot read consumer {self._consumer_name(partition, family)}: {exc}") from exc
+        return int(info.num_ack_pending or 0)
+
     async def fetch(self, partition: int, max_messages: int, timeout: float,
                     family: str = EVENTS) -> list[Delivery]:
         pull = self._pulls.get((family, partition))

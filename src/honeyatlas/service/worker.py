@@ -84,6 +84,7 @@ class WorkerRole(RoleBase):
     async def _consume(self, family: str, partition: int,
                        handle: Callable[[list[Delivery]], Awaitable[list[BaseException | None]]]) -> None:
         fetch_max = self.config.bus.fetch_batch_messages
+        await self._let_predecessor_batches_come_first(family, partition)
         while True:
             try:
                 deliveries = await self.bus.fetch(partition, fetch_max, timeout=1.0, family=family)
@@ -104,6 +105,21 @@ class WorkerRole(RoleBase):
                     log.warning("%s p%d: batch not done, delivered again later: %s", family, partition, outcome)
                     self.metrics.inc("honeyatlas_bus_batches_retried_total", family=family)
                     await delivery.nak(delay=1.0)
+
+    async def _let_predecessor_batches_come_first(self, family: str, partition: int) -> None:
+        """A worker that died left batches delivered and unacknowledged; JetStream hands them
+        out again once their ack wait passes, but newer batches meanwhile. Taking those first
+        would feed the detectors out of event order (a late hit can fall outside a window the
+        newer ones moved on), so a worker that finds such batches waits for them."""
+        try:
+            waiting = await self.bus.unacknowledged(partition, family)
+        except BusError as exc:
+            log.warning("%s p%d: %s", family, partition, exc)
+            return
+        if waiting:
+            log.info("%s p%d: %d batches of a previous worker unacknowledged; taking them first (%.0f s)",
+                     family, partition, waiting, self.config.bus.ack_wait_seconds)
+            await asyncio.sleep(self.config.bus.ack_wait_seconds)
 
     async def _store_events(self, deliveries: list[Delivery]) -> list[BaseException | None]:
         # Started in order, so dedupe and the detectors see the batches in stream order; the
