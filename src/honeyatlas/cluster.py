@@ -182,8 +182,9 @@ def role_commands(config: Path, *, ingest: int, workers: int, ingest_port: int, 
     roles = [RoleProcess(f"worker-{i}", [*common, "--role", "worker", "--port", "0", "--worker-index", str(i),
                                          "--workers", str(workers)], logs / f"worker-{i}.log")
              for i in range(workers)]
+    # The ingest processes of one host share the data directory of the configuration: the
+    # idempotency cache, and the positions in followed files that a new lease holder resumes.
     roles += [RoleProcess(f"ingest-{i}", [*common, "--role", "ingest", "--port", str(ingest_port), "--reuse-port",
-                                          "--data-dir", str(config.parent / f"ingest-{i}"),
                                           *(["--demo"] if demo and i == 0 else [])], logs / f"ingest-{i}.log")
               for i in range(ingest)]
     roles.append(RoleProcess("web", [*common, "--role", "web", "--port", str(web_port)], logs / "web.log"))

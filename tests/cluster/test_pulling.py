@@ -1,0 +1,82 @@
+"""Pulling sources in a cluster: two ingest processes follow the same log file, one at a time
+(the holder of a lease in the bus). Killing the holder hands the file to the other, which
+resumes from the shared position: every line stored exactly once."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from honeyatlas.cluster import RoleProcess, cluster_config, free_port, wait_for_port
+from honeyatlas.store.postgres_registry import PostgresSensorRegistry
+from tests.engines.nats import NatsServer, nats_server  # noqa: F401
+from tests.engines.postgres import PostgresServer, postgres_server  # noqa: F401
+
+pytestmark = pytest.mark.cluster
+
+
+def lines(start: int, count: int) -> str:
+    now = datetime.now(UTC).isoformat()
+    return "".join(json.dumps({"ts": now, "kind": "connection", "src_ip": f"198.51.100.{i % 250 + 1}",
+                               "dst_port": 22, "session": f"line-{i}", "action": "connect"}) + "\n"
+                   for i in range(start, start + count))
+
+
+def stored(database: str) -> tuple[int, int]:
+    with psycopg.connect(database) as con:
+        try:
+            row = con.execute("SELECT count(*), count(DISTINCT session) FROM events").fetchone()
+        except psycopg.errors.UndefinedTable:  # the first process has not migrated the database yet
+            return 0, 0
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def wait_stored(database: str, count: int, timeout: float = 60) -> tuple[int, int]:
+    deadline = time.monotonic() + timeout
+    while stored(database)[0] < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # anything more would be a duplicate
+    return stored(database)
+
+
+def test_one_ingest_process_follows_a_file_and_another_takes_over(
+    postgres_server: PostgresServer, nats_server: NatsServer, tmp_path: Path  # noqa: F811
+) -> None:
+    database = postgres_server.new_database()
+    log = tmp_path / "honeypot.jsonl"
+    log.write_text(lines(0, 300))
+    config = tmp_path / "cluster.toml"
+    config.write_text(cluster_config(storage_url=database, bus_url=nats_server.url, data_dir=tmp_path / "data",
+                                     partitions=2).replace("partitions = 2\n", "partitions = 2\nlease_ttl_seconds = 2\n")
+                      + f'\n[file]\nfollow = ["{log}?format=event&sensor=edge-01"]\n'
+                      + "\n[geoip]\nsearch_city_db = false\n")
+    registry = PostgresSensorRegistry(database)
+    registry.open()
+    registry.add("edge-01", honeypot="cowrie", lat=50.1, lon=8.7)
+    registry.close()
+    common = ["serve", "--config", str(config), "--host", "127.0.0.1"]
+    port = free_port()
+    ingest = [RoleProcess(f"ingest-{i}", [*common, "--role", "ingest", "--port", str(port), "--reuse-port"],
+                          tmp_path / f"ingest-{i}.log") for i in range(2)]
+    worker = RoleProcess("worker", [*common, "--role", "worker", "--port", "0"], tmp_path / "worker.log")
+    for role in [worker, *ingest]:
+        role.start()
+    try:
+        wait_for_port(port, 60)
+        assert wait_stored(database, 300) == (300, 300)
+        holder = next(r for r in ingest if "holding the pulling-sources lease" in r.log.read_text())
+        holder.stop(kill=True)
+        with log.open("a") as out:
+            out.write(lines(300, 200))
+        assert wait_stored(database, 500) == (500, 500)
+        other = next(r for r in ingest if r is not holder)
+        assert "holding the pulling-sources lease" in other.log.read_text()
+    finally:
+        for role in [*ingest, worker]:
+            role.stop()
