@@ -76,8 +76,8 @@ class WorkerCorrelation:
     def __init__(self, settings: CorrelationConfig, *, partition: Callable[[str | None], int],
                  sources: set[int], keys: set[int]) -> None:
         self._partition = partition
-        self._sources = sources
-        self._keys = keys
+        self.sources = sources
+        self.keys = keys
         self.source = SourceStage(settings, route=partition)
         self.keyed = KeyedStage(settings)
         self._replay_fingerprints = self.source.correlator.fingerprinter()
@@ -89,25 +89,28 @@ class WorkerCorrelation:
     def replay(self, events: list[Event]) -> dict[str, Incident]:
         """One chunk of stored events (every partition's, in arrival order): the source
         stage gets its own sources', the keyed stage the items of its keys from everyone."""
-        mine = [e for e in events if self._partition(e.src_ip) in self._sources]
+        mine = [e for e in events if self._partition(e.src_ip) in self.sources]
         self.source.keyed(mine)  # the session state only; these items were passed on before
         produced = self.source.correlator.replay(mine)
         items: list[tuple[Event, Hit | None]] = []
         for event in events:
-            if event.sha256 is not None and self._route(event.sha256) in self._keys:
+            if event.sha256 is not None and self._route(event.sha256) in self.keys:
                 items.append((event, None))
             if event.src_ip is None:
                 continue
             for fingerprint, value in self._replay_fingerprints.fingerprints(event):
-                if self._route(value) in self._keys:
+                if self._route(value) in self.keys:
                     items.append((event, Hit(str(fingerprint), value)))
         produced.update({i.id: i for i in self.keyed.correlator.observe_keyed(items)})
         return produced
 
     def owns(self, incident: Incident) -> bool:
         """Whether this worker's detectors would hold `incident` (its key's partition)."""
-        by_key = str(incident.kind) in ("campaign", "epidemic")
-        return self._route(incident.key) in (self._keys if by_key else self._sources)
+        return self.owns_key(str(incident.kind), incident.key)
+
+    def owns_key(self, kind: str, key: str) -> bool:
+        by_key = kind in ("campaign", "epidemic")
+        return self._route(key) in (self.keys if by_key else self.sources)
 
     def end_rebuild(self, produced: dict[str, Incident], stored_open: list[Incident]) -> list[Incident]:
         mine = [i for i in stored_open if self.owns(i)]
