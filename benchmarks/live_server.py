@@ -127,7 +127,7 @@ def ingest(ctx: Context) -> list[Figure]:
         time.sleep(max(0.0, start - time.monotonic()))
         cpu.start()
         if ctx.profile is not None:
-            profiler = _start_profiler(server.pid, ctx.profile, duration)
+            profiler = start_profiler(server.pid, ctx.profile, duration)
         results = group.results(processes + 1, timeout=duration + 120)
         cpu.stop()
         rss = memory_kib(server.pid)
@@ -173,7 +173,7 @@ def _metric(url: str, name: str) -> float:
                if line.startswith(name) and line[len(name)] in " {")
 
 
-def _start_profiler(pid: int, out: Path, duration: float) -> subprocess.Popen[bytes]:
+def start_profiler(pid: int, out: Path, duration: float) -> subprocess.Popen[bytes]:
     py_spy = Path(sys.executable).with_name("py-spy")
     if not py_spy.exists():
         raise SystemExit(f"--profile needs py-spy next to {sys.executable}: pip install -e '.[bench]'")
@@ -412,7 +412,7 @@ def overload(ctx: Context) -> list[Figure]:
             time.sleep(max(0.0, start - time.monotonic()))
             cpu.start()
             if ctx.profile is not None:
-                profiler = _start_profiler(server.pid, ctx.profile.with_name(ctx.profile.name + ".overload"), duration)
+                profiler = start_profiler(server.pid, ctx.profile.with_name(ctx.profile.name + ".overload"), duration)
             time.sleep(duration)
             stopped = time.monotonic()
             cpu.stop()

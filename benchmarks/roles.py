@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +42,7 @@ from typing import Any
 
 from benchmarks import stages
 from benchmarks.harness import Context, CpuWindow, Figure, ServerProcess, WorkerGroup, add_sensor, cpu_seconds
+from benchmarks.live_server import _IDLE_LEAVES, start_profiler
 from benchmarks.load import sender
 from benchmarks.records import BATCH, geolocated_events
 
@@ -244,8 +246,15 @@ def _ingest_then_worker(ctx: Context, postgres: Any) -> tuple[Window, dict[str, 
     with scenario(ctx, postgres, "roles-alone") as cluster:
         ingest = cluster.role("ingest", 0)
         nats_cpu, pg_cpu = cluster.engines_cpu()
+        profiler, profile = None, None
+        if ctx.profile is not None:  # the whole window: py-spy stops by itself
+            profile = ctx.profile.with_name(f"{ctx.profile.stem}-ingest-role{ctx.profile.suffix}")
+            profiler = start_profiler(ingest.pid, profile, ctx.size(30.0, 0.5) + 0.3)
         alone = saturate(ctx, [ingest.host_port], cluster.token, "ri",
                          {"ingest": CpuWindow(ingest.pid), "nats": nats_cpu})
+        if profiler is not None and profile is not None:
+            profiler.wait(60)
+            ctx.extra["roles_ingest_profile"] = {"file": str(profile), "inclusive_shares": where_ingest_time_goes(profile)}
         ingest.stop()
         expected = int(alone.accepted_total)
         began = time.monotonic()
@@ -336,6 +345,45 @@ def _publish_cost(ctx: Context) -> dict[str, float]:
         shutil.rmtree(store, ignore_errors=True)
     return {"events": len(events), "us_per_event": cpu / len(events) * 1e6, "events_per_second": len(events) / wall,
             "nats_server_us_per_event": nats_seconds / len(events) * 1e6}
+
+
+# Where the ingest process's CPU goes, from py-spy's collapsed stacks: each sample is charged
+# to the first of these found walking from its innermost frame outwards, so the adapter's
+# time is the adapter's even though the HTTP route is below it on the stack, and a socket
+# write is charged to whoever wrote (uvicorn's answer, nats-py's flusher).
+_INGEST_PARTS = (
+    ("cowrie adapter", ("honeyatlas/adapters/",)),
+    ("GeoIP", ("honeyatlas/transforms/geolocate", "honeyatlas/enrichment/geoip", "maxminddb/")),
+    ("publish (bus + nats-py)", ("honeyatlas/bus/", "nats/")),
+    ("framing + decode", ("honeyatlas/sources/framing",)),
+    ("idempotency keys (SQLite)", ("honeyatlas/sources/idempotency",)),
+    ("receipt look-up (PostgreSQL)", ("honeyatlas/store/", "psycopg/", "psycopg_pool/")),
+    ("HTTP (h11, uvicorn, Litestar)", ("h11/", "uvicorn/", "litestar/", "anyio/")),
+    ("pipeline + ingest route", ("honeyatlas/pipeline", "honeyatlas/sources/http", "honeyatlas/web/")),
+)
+_LOOP_PART = "event loop (asyncio, selectors), nothing more specific on the stack"
+
+
+def where_ingest_time_goes(collapsed: Path) -> dict[str, float]:
+    """Share of busy samples per part of the ingest process (see _INGEST_PARTS)."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        if re.sub(r":\d+\)$", ")", stack.rsplit(";", 1)[-1]) in _IDLE_LEAVES:  # waiting for work, not working
+            continue
+        n = int(count)
+        total += n
+        part = ""
+        for frame in reversed(stack.split(";")):
+            part = next((name for name, needles in _INGEST_PARTS if any(x in frame for x in needles)), "")
+            if part:
+                break
+        part = part or _LOOP_PART  # every stack starts in the event loop
+        counts[part] = counts.get(part, 0) + n
+    return {name: n / total for name, n in sorted(counts.items(), key=lambda kv: -kv[1])} if total else {}
 
 
 # --------------------------------------------------------------------------- the benchmark
