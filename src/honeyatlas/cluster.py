@@ -140,8 +140,9 @@ class LocalPostgres:
             subprocess.run([*psql, f'CREATE DATABASE "{name}"'], capture_output=True, check=True)
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
-    def stop(self) -> None:
-        subprocess.run(self._as_owner([str(self._bin / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast",
+    def stop(self, mode: str = "fast") -> None:
+        """`fast` (clients disconnected, a clean shutdown) or `immediate` (throw-away data)."""
+        subprocess.run(self._as_owner([str(self._bin / "pg_ctl"), "-D", str(self.directory / "data"), "-m", mode,
                                        "-w", "stop"]), capture_output=True, cwd=self.directory)
 
 

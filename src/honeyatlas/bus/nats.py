@@ -62,6 +62,7 @@ from honeyatlas.errors import BusError, BusFull
 from honeyatlas.event import Event
 from honeyatlas.incident import Incident
 from honeyatlas.metrics import Metrics
+from honeyatlas.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -207,11 +208,8 @@ class NatsBus:
         self._metrics.gauge("honeyatlas_bus_stream_messages", lambda: [((), self._stream_messages)])
 
     async def stop(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
-            self._refresher = None
+        await cancel_and_wait(self._refresher)
+        self._refresher = None
         nc, self._nc = self._nc, None
         self._js = self._kv = None
         self._pulls.clear()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import time
 from datetime import UTC, datetime
 
@@ -21,6 +20,7 @@ import msgspec
 from honeyatlas.event import Event
 from honeyatlas.incident import Incident, IncidentStatus
 from honeyatlas.metrics import Metrics
+from honeyatlas.tasks import cancel_and_wait
 
 _encoder = msgspec.json.Encoder()
 LIVE_INCIDENT_MEMBERS = 50  # sources and timeline steps per incident in live frames
@@ -154,11 +154,8 @@ class LiveHub:
         self._task = asyncio.create_task(self._run(), name="live-hub")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         for client in list(self._clients):
             client.close()
 

@@ -89,12 +89,7 @@ class StoreSink:
             transitions = self._correlator.transitions
             incidents = self._correlator.observe(kept)
             to_save = self._incidents_to_save(incidents, transitions != self._correlator.transitions)
-        try:
-            await self._store.append(kept, dead_letters, receipt(delivered), to_save)
-        except BaseException:
-            for incident in to_save:
-                self._unsaved.setdefault(incident.id, incident)
-            raise
+        await self._append(kept, dead_letters, receipt(delivered), to_save)
         if incidents:
             self._live.publish_incidents(incidents)
         if kept:
@@ -109,12 +104,7 @@ class StoreSink:
         like the batch's own, then told to the live feed."""
         to_save = self._incidents_to_save(incidents, transition)
         if to_save:
-            try:
-                await self._store.append([], [], None, to_save)
-            except BaseException:
-                for incident in to_save:
-                    self._unsaved.setdefault(incident.id, incident)
-                raise
+            await self._append([], [], None, to_save)
         if incidents:
             self._live.publish_incidents(incidents)
 
@@ -133,9 +123,14 @@ class StoreSink:
         if self._unsaved:
             self._saved_at = time.monotonic()
             pending, self._unsaved = list(self._unsaved.values()), {}
-            try:
-                await self._store.append([], [], None, pending)
-            except BaseException:
-                for incident in pending:
-                    self._unsaved.setdefault(incident.id, incident)
-                raise
+            await self._append([], [], None, pending)
+
+    async def _append(self, events: list[Event], dead_letters: list[DeadLetter], receipt: Receipt | None,
+                      incidents: list[Incident]) -> None:
+        """One store transaction; incident changes it could not save are kept for the next."""
+        try:
+            await self._store.append(events, dead_letters, receipt, incidents)
+        except BaseException:
+            for incident in incidents:
+                self._unsaved.setdefault(incident.id, incident)
+            raise

@@ -10,7 +10,6 @@ so GeoIP places them for real. Delivery: in-process, nothing to acknowledge.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import ipaddress
 import logging
@@ -24,6 +23,7 @@ import msgspec
 from honeyatlas.enrichment.sensors import Sensor, SensorDirectory
 from honeyatlas.errors import HoneyatlasError
 from honeyatlas.pipeline import Ingest, RawRecord
+from honeyatlas.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +82,8 @@ class DemoHoneynet:
         self._task = asyncio.create_task(self._run(), name="demo-honeynet")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def _ensure_sensor(self, name: str, lat: float, lon: float, label: str) -> Sensor:
         existing = self._registry.get(name)

@@ -45,6 +45,7 @@ from honeyatlas.sources.hpfeeds_protocol import (
     auth_digest,
     encode,
 )
+from honeyatlas.tasks import cancel_and_wait
 
 SOURCE = "hpfeeds-subscriber"
 _SENSOR_CACHE_SIZE = 4096
@@ -117,11 +118,8 @@ class HpfeedsSubscriber:
         self._task = asyncio.create_task(self._run(), name="hpfeeds-subscriber")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self._batcher.flush(final=True)
 
     async def wait_connected(self) -> None:
