@@ -3,7 +3,9 @@
 `start_server(data_dir, **sections)` starts one on the embedded defaults (DuckDB). The API
 tests take the `server` fixture, or `start_on_backend` when they start their own (other
 settings, a restart), and so run once per store backend: `[duckdb]`, and `[postgresql]` on a
-fresh database of the session's one PostgreSQL server (tests/engines/postgres.py).
+fresh database of the session's one PostgreSQL server (tests/engines/postgres.py). A test
+that must read DuckDB's own files pins it, saying why:
+`@pytest.mark.parametrize("backend", ["duckdb"], indirect=True)  # reads events.duckdb`.
 """
 
 from __future__ import annotations
