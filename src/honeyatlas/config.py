@@ -48,6 +48,7 @@ class StorageConfig(_Section):
     backend: Literal["duckdb", "postgresql"] = "duckdb"
     url: str | None = None  # postgresql://user@host:5432/db, for backend = "postgresql"
     retention_days: Annotated[int, Meta(ge=0)] = 0  # PostgreSQL: drop daily partitions older than this; 0 keeps all
+    registry_cache_seconds: Annotated[float, Meta(ge=0, le=300)] = 2.0  # PostgreSQL registry answers kept
     max_pending_events: PositiveInt = 50_000
     write_batch_max_events: PositiveInt = 100_000
     query_timeout_seconds: Seconds = 10.0

@@ -7,7 +7,7 @@ default never needs it.
 from __future__ import annotations
 
 from honeyatlas.config import Config
-from honeyatlas.enrichment.sensors import SensorDirectory
+from honeyatlas.enrichment.sensors import CachedDirectory, SensorDirectory
 from honeyatlas.metrics import Metrics
 from honeyatlas.store import Store
 
@@ -41,12 +41,15 @@ def open_store(config: Config, metrics: Metrics, *, shard: int = 0) -> Store:
 
 def open_registry(config: Config) -> SensorDirectory:
     """The sensor registry of this configuration, not opened: SQLite in the data directory
-    beside DuckDB, or the PostgreSQL database every process of a cluster shares."""
+    beside DuckDB (a local file: read directly), or the PostgreSQL database every process of
+    a cluster shares (answers cached for `storage.registry_cache_seconds`, so the event loop
+    does not wait for the database on every request)."""
     if config.storage.backend == "postgresql":
         from honeyatlas.store.postgres_registry import PostgresSensorRegistry
 
         assert config.storage.url is not None
-        return PostgresSensorRegistry(config.storage.url)
+        return CachedDirectory(PostgresSensorRegistry(config.storage.url),
+                               ttl_seconds=config.storage.registry_cache_seconds)
     from honeyatlas.store.registry import SensorRegistry
 
     return SensorRegistry(config.data_dir / "registry.sqlite3")
