@@ -72,9 +72,12 @@ def measure(ctx: Context) -> dict[str, float]:
         timings: dict[str, float] = {}
 
         def timed(name: str, work: Callable[[], Any]) -> Any:
-            began = time.perf_counter()
+            # CPU time of this process, not wall time: with other work on the machine (load 4-5
+            # on 2 cores), wall-clock medians of the same build varied 2x between back-to-back
+            # runs (cowrie adapter 10.0-18.8 us); CPU time does not count the time spent waiting.
+            began = time.process_time()
             out = work()
-            timings[name] = (time.perf_counter() - began) / len(lines) * 1e6
+            timings[name] = (time.process_time() - began) / len(lines) * 1e6
             return out
 
         def hub_frames(events: list[Any]) -> None:
