@@ -10,7 +10,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 
 from honeyatlas.forwarder import Forwarder
 from tests.conftest import SAMPLES, RunningServer, start_server
+from tests.waiting import wait_until_async
 
 
 def command_line(n: int) -> str:
@@ -85,11 +85,7 @@ def fast_forwarder(log: Path, url: str, token: str, state: Path, **options: Any)
 
 
 async def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+    await wait_until_async(condition, what, timeout)
 
 
 async def test_ships_the_real_cowrie_log_once_attributed_to_the_sensor(server: RunningServer, tmp_path: Path) -> None:

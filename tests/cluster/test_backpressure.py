@@ -9,13 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
 from honeyatlas.cluster import RoleProcess, cluster_config, free_port, wait_for_port
 from honeyatlas.store.postgres_registry import PostgresSensorRegistry
+from tests.cluster.common import stored
 from tests.engines.nats import NatsServer, nats_server  # noqa: F401
 from tests.engines.postgres import PostgresServer, postgres_server  # noqa: F401
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -65,17 +66,8 @@ def test_full_stream_means_429_and_nothing_lost(
                         break
                     time.sleep(0.2)
                 assert response.status_code == 200
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with psycopg.connect(database) as con:
-                try:
-                    count = con.execute("SELECT count(*) FROM events").fetchone()
-                except psycopg.errors.UndefinedTable:
-                    count = (0,)
-            if count and count[0] >= 12:
-                break
-            time.sleep(0.2)
-        assert count == (12,)
+        wait_until(lambda: stored(database)[0] >= 12, "12 events stored", 30)
+        assert stored(database) == (12, 12)
     finally:
         worker.stop()
         ingest.stop()

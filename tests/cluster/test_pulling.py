@@ -9,13 +9,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from honeyatlas.cluster import RoleProcess, cluster_config, free_port, wait_for_port
 from honeyatlas.store.postgres_registry import PostgresSensorRegistry
+from tests.cluster.common import stored
 from tests.engines.nats import NatsServer, nats_server  # noqa: F401
 from tests.engines.postgres import PostgresServer, postgres_server  # noqa: F401
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -27,22 +28,10 @@ def lines(start: int, count: int) -> str:
                    for i in range(start, start + count))
 
 
-def stored(database: str) -> tuple[int, int]:
-    with psycopg.connect(database) as con:
-        try:
-            row = con.execute("SELECT count(*), count(DISTINCT session) FROM events").fetchone()
-        except psycopg.errors.UndefinedTable:  # the first process has not migrated the database yet
-            return 0, 0
-    assert row is not None
-    return int(row[0]), int(row[1])
-
-
-def wait_stored(database: str, count: int, timeout: float = 60) -> tuple[int, int]:
-    deadline = time.monotonic() + timeout
-    while stored(database)[0] < count and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)  # anything more would be a duplicate
-    return stored(database)
+def wait_stored(database: str, count: int) -> tuple[int, int]:
+    wait_until(lambda: stored(database, "session")[0] >= count, f"{count} events stored", 60)
+    time.sleep(1.0)  # a duplicate would arrive within this
+    return stored(database, "session")
 
 
 def test_one_ingest_process_follows_a_file_and_another_takes_over(

@@ -29,9 +29,11 @@ from honeyatlas.cluster import RoleProcess, cluster_config, free_port, role_comm
 from honeyatlas.config import load_config
 from honeyatlas.sources import simulate
 from honeyatlas.store.postgres_registry import PostgresSensorRegistry
+from tests.cluster.common import stored
 from tests.conftest import start_server
 from tests.engines.nats import NatsServer, nats_server  # noqa: F401
 from tests.engines.postgres import PostgresServer, postgres_server  # noqa: F401
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -142,17 +144,10 @@ def test_cluster_stores_everything_once_through_kills_and_answers_like_one_proce
                 acknowledged += sum(pool.map(post, chunk))
         assert acknowledged == len(lines)  # the event format: one event per record
 
+        wait_until(lambda: stored(database)[0] >= len(lines), "every acknowledged event stored", 180, 0.5)
+        time.sleep(2 * 3.0)  # a redelivery after the ack wait must not add anything
+        assert stored(database) == (len(lines), len(lines)), "every acknowledged event exactly once"
         with psycopg.connect(database) as con:
-            deadline = time.monotonic() + 180
-            while True:
-                stored = con.execute("SELECT count(*), count(DISTINCT id) FROM events").fetchone()
-                assert stored is not None
-                if stored[0] >= len(lines) or time.monotonic() > deadline:
-                    break
-                time.sleep(0.5)
-            time.sleep(2 * 3.0)  # a redelivery after the ack wait must not add anything
-            total, distinct = con.execute("SELECT count(*), count(DISTINCT id) FROM events").fetchone() or (0, 0)
-            assert (total, distinct) == (len(lines), len(lines)), "every acknowledged event exactly once"
             rows = con.execute("SELECT sensor, ts, src_ip, kind, session, action FROM events").fetchall()
         sent = sorted((ln["sensor"], datetime.fromisoformat(ln["record"]["ts"].replace("Z", "+00:00")),
                        ln["record"].get("src_ip"), ln["record"]["kind"], ln["record"].get("session"),

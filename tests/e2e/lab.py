@@ -19,7 +19,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -28,6 +27,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests import waiting
 
 PREFIX = Path(os.environ.get("HONEYATLAS_HONEYPOTS_DIR", "/opt/honeyatlas-honeypots"))
 USER = os.environ.get("HONEYATLAS_HONEYPOTS_USER", "honeyatlas-hp")
@@ -75,11 +76,7 @@ def listening(port: int) -> bool:
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = DEADLINE_SECONDS) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
+    waiting.wait_until(check, what, timeout, interval=0.1)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -20,16 +21,13 @@ from honeyatlas.sources.follow import Batch, FileId, write_state
 from tests.conftest import SAMPLES, start_server
 from tests.test_forwarder import assert_each_line_once, command_line, stored_events
 from tests.test_ingest_http import post
+from tests.waiting import wait_until
 
 FAST = {"batch_max_records": 40, "poll_interval_seconds": 0.02}
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    wait_until(predicate, what, timeout)
 
 
 def follow(log: Path, sensor: str, fmt: str = "cowrie") -> dict[str, object]:

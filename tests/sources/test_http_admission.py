@@ -4,13 +4,14 @@ body is read, and counted with its reason; the bound frees up when requests end.
 from __future__ import annotations
 
 import socket
-import time
+from collections.abc import Callable
 
 import httpx
 
 from honeyatlas.config import IngestConfig
 from tests.conftest import RunningServer
 from tests.test_ingest_http import cowrie_records_with_public_sources, ndjson, post
+from tests.waiting import wait_until
 
 
 def stalled_post(server: RunningServer, token: str) -> socket.socket:
@@ -37,11 +38,8 @@ def in_flight(server: RunningServer) -> float:
     return float(line.rsplit(" ", 1)[1])
 
 
-def wait_for(condition: object, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.02)
+def wait_for(condition: Callable[[], object], timeout: float = 10) -> None:
+    wait_until(condition, timeout=timeout, interval=0.02)
 
 
 def test_beyond_the_in_flight_bound_requests_get_429_without_their_body(server: RunningServer) -> None:

@@ -26,6 +26,7 @@ import pytest
 
 from honeyatlas.errors import HoneyatlasError, PipelineFull
 from honeyatlas.sources.syslog import SyslogLimits, SyslogListener, parse_listen, tls_server_context
+from tests import waiting
 from tests.conftest import SAMPLES, RunningServer, start_server
 
 CEF_LINES = (SAMPLES / "cowrie-cef.txt").read_text().splitlines()
@@ -85,10 +86,7 @@ def events(server: RunningServer, sensor: str) -> list[dict[str, Any]]:
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+    waiting.wait_until(check, timeout=timeout)
 
 
 def counter(server: RunningServer, name: str, **labels: str) -> float:
