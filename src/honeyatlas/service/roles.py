@@ -5,7 +5,7 @@ collaborators, never a fork of them:
 
 - ingest: sources + pipeline (adapters, GeoIP) -> `BusSink` (publish to JetStream, answer
   after its acknowledgement). Pulling sources run only in the holder of a bus lease.
-- worker: bus consumer -> `StoreSink` (dedupe, correlate, PostgreSQL) -> `BusLiveFeed`. It
+- worker (service/worker.py): bus consumer -> `StoreSink` (dedupe, correlate, PostgreSQL) -> `BusLiveFeed`. It
   owns the partitions `p % worker.count == worker.index` and acknowledges a batch only after
   its commit; the store skips event ids it has already (redelivery after a crash).
 - web: map, queries and WebSocket from PostgreSQL, its hub fed from the bus's live subjects.
@@ -48,11 +48,6 @@ from honeyatlas.web.api import WebContext
 from honeyatlas.web.app import IngestContext, create_ingest_app, create_web_app
 
 log = logging.getLogger(__name__)
-
-# Events a worker's live feed holds while the bus is slow; beyond this the oldest go (counted).
-LIVE_BUFFER_EVENTS = 20_000
-LIVE_FLUSH_SECONDS = 0.1
-
 
 def _holder(role: str) -> str:
     return f"{role}@{socket.gethostname()}:{os.getpid()}"
