@@ -17,6 +17,7 @@ imports nothing of the service.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -146,6 +147,21 @@ class LocalPostgres:
                                        "-w", "stop"]), capture_output=True, cwd=self.directory)
 
 
+def postgres_directory(directory: Path) -> Path:
+    """Where the cluster's PostgreSQL keeps its data: `DIR/postgres`, unless the server's
+    user cannot reach it (run by root under a private home such as /root): then a directory
+    of its own under /var/tmp, named after DIR so the next start finds it again."""
+    wanted = directory / "postgres"
+    if os.geteuid() != 0:
+        return wanted
+    reachable = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(directory)],
+                               capture_output=True).returncode == 0
+    if reachable:
+        return wanted
+    digest = hashlib.sha256(str(directory).encode()).hexdigest()[:12]
+    return Path("/var/tmp") / f"honeyatlas-postgres-{digest}"
+
+
 @dataclass
 class RoleProcess:
     """One `honeyatlas serve --role ...` process, restarted when it exits unasked."""
@@ -217,7 +233,7 @@ def run_cluster(directory: Path, *, ingest: int, workers: int, ingest_port: int,
             engines.append(nats)
             nats_url = nats.url
         if postgres_url is None:
-            postgres = LocalPostgres(directory / "postgres", postgres_port)
+            postgres = LocalPostgres(postgres_directory(directory), postgres_port)
             print(f"cluster: starting PostgreSQL on 127.0.0.1:{postgres_port} ({postgres.directory}) ...", flush=True)
             postgres.start()
             engines.append(postgres)
