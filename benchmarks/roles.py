@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import re
 import shutil
 import time
@@ -182,6 +183,7 @@ class Window:
     errors: int
     sender_cores: float
     stored_delta: int | None = None
+    load_average: float = math.nan  # 1-minute, at the end of the window: other work on the machine shows here
 
     @property
     def accepted_per_second(self) -> float:
@@ -215,6 +217,7 @@ def saturate(ctx: Context, targets: list[tuple[str, int]], token: str, tag: str,
         for window in watch.values():
             window.stop()
         stored1 = stored() if stored is not None else None
+        load_average = os.getloadavg()[0]
         results = group.results(processes, timeout=duration + 120)
     finally:
         group.terminate()
@@ -227,7 +230,21 @@ def saturate(ctx: Context, targets: list[tuple[str, int]], token: str, tag: str,
         seconds=duration, cores={name: w.cores for name, w in watch.items()}, statuses=statuses,
         errors=sum(r["errors"] for r in results), sender_cores=sum(r["cpu_seconds"] for r in results) / duration,
         stored_delta=None if stored0 is None or stored1 is None else stored1 - stored0,
+        load_average=load_average,
     )
+
+
+def cpu_us_per_event(window: Window) -> float:
+    """CPU of every process of the scenario per event: ingest and NATS per accepted event,
+    workers and PostgreSQL per stored one (a backlog builds when they differ). Unlike the
+    rates, this hardly depends on how much of the machine other work leaves to the run. A
+    process with no events in the window (only in a smoke run's half second) adds nothing."""
+    total = 0.0
+    for name, used in window.cores.items():
+        rate = window.accepted_per_second if name.startswith(("ingest", "nats", "all")) else window.stored_per_second
+        if rate > 0:
+            total += used / rate * 1e6
+    return total
 
 
 # --------------------------------------------------------------------------- scenarios
@@ -415,10 +432,14 @@ def roles(ctx: Context) -> list[Figure]:
     ctx.extra["roles"] = {
         "stages_us_per_event": hot, "publish": publish, "hot_path_us_per_event": hot_total,
         "windows": {name: {**w.__dict__, "accepted_per_second": w.accepted_per_second,
-                           "stored_per_second": w.stored_per_second}
+                           "stored_per_second": w.stored_per_second, "cpu_us_per_event": cpu_us_per_event(w)}
                     for name, w in (("all", every), ("ingest_alone", alone), ("1x1", one), ("2x2", two))},
         "worker_alone": drain,
     }
+
+    all_us = cpu_us_per_event(every)
+    worker_us = drain["worker_cores"] / drain["events_per_second"] * 1e6 if drain["events_per_second"] else math.nan
+    postgres_us = drain["postgres_cores"] / drain["events_per_second"] * 1e6 if drain["events_per_second"] else math.nan
 
     def ratio_note(value: float) -> str:
         return f"{value / base:.2f}x the all process ({base:,.0f} events/s, same run)" if base else ""
@@ -428,7 +449,8 @@ def roles(ctx: Context) -> list[Figure]:
 
     figures = [
         Figure("roles", "all (DuckDB): accepted = stored events/s", base, "events/s",
-               notes=f"cores: {cores(every)}; senders {every.sender_cores:.2f}"),
+               notes=f"cores: {cores(every)}; senders {every.sender_cores:.2f}; load average {every.load_average:.1f}"),
+        Figure("roles", "all (DuckDB): process CPU per event", all_us, "us/event", higher_is_better=False),
         Figure("roles", "ingest alone: accepted events/s", alone.accepted_per_second, "events/s", baseline=base,
                notes=f"JetStream absorbs, no worker; cores: {cores(alone)}"),
         Figure("roles", "ingest alone: process CPU per event", ingest_us, "us/event", higher_is_better=False,
@@ -437,14 +459,20 @@ def roles(ctx: Context) -> list[Figure]:
                baseline=base, notes=f"{drain['stored_events'] - drain['stored_before_ready']:,} events in "
                                      f"{drain['drain_seconds']:.1f} s; worker {drain['worker_cores']:.2f} cores, "
                                      f"PostgreSQL {drain['postgres_cores']:.2f}"),
+        Figure("roles", "worker alone: process CPU per event", worker_us, "us/event", higher_is_better=False,
+               notes=f"PostgreSQL spent {postgres_us:.1f} us more per event"),
         Figure("roles", "1 ingest + 1 worker: accepted events/s", one.accepted_per_second, "events/s",
                baseline=base, notes=f"cores: {cores(one)}"),
         Figure("roles", "1 ingest + 1 worker: stored events/s", one.stored_per_second, "events/s", baseline=base,
                notes=ratio_note(one.stored_per_second)),
+        Figure("roles", "1 ingest + 1 worker: CPU per event, every process", cpu_us_per_event(one), "us/event",
+               baseline=all_us, higher_is_better=False, notes="ingest, worker, NATS and PostgreSQL"),
         Figure("roles", "2 ingest + 2 workers: accepted events/s", two.accepted_per_second, "events/s",
                baseline=base, notes=f"one port, --reuse-port; cores: {cores(two)}"),
         Figure("roles", "2 ingest + 2 workers: stored events/s", two.stored_per_second, "events/s", baseline=base,
                notes=ratio_note(two.stored_per_second)),
+        Figure("roles", "2 ingest + 2 workers: CPU per event, every process", cpu_us_per_event(two), "us/event",
+               baseline=all_us, higher_is_better=False, notes="ingest, worker, NATS and PostgreSQL"),
     ]
     figures += [Figure("roles", f"hot path: {name}", us, "us/event", higher_is_better=False) for name, us in hot.items()]
     figures += [
