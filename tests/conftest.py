@@ -22,7 +22,7 @@ import pytest
 from honeyatlas.config import load_config
 from honeyatlas.service import Service
 
-pytest_plugins = ["tests.engines.postgres"]  # the session's PostgreSQL server, started on first use
+pytest_plugins = ["tests.engines.nats", "tests.engines.postgres"]  # real engines, started on first use
 
 SAMPLES = Path(__file__).parent / "data" / "samples"
 BACKENDS = ("duckdb", "postgresql")

@@ -17,13 +17,13 @@ from honeyatlas.event import Event
 from honeyatlas.incident import Incident
 from honeyatlas.metrics import Metrics
 from tests.bus.samples import cowrie_event, full_batch, incident, small_batch
-from tests.engines.nats import NatsServer, nats_server  # noqa: F401  (the fixture)
+from tests.engines.nats import NatsServer
 
 BusFactory = Callable[..., Any]
 
 
 @pytest.fixture
-async def make_bus(nats_server: NatsServer) -> AsyncIterator[BusFactory]:  # noqa: F811
+async def make_bus(nats_server: NatsServer) -> AsyncIterator[BusFactory]:
     """Start NatsBus clients on the test server; every one is stopped after the test."""
     started: list[NatsBus] = []
 
@@ -175,7 +175,7 @@ async def test_live_feed_reaches_subscribers(make_bus: BusFactory) -> None:
     assert got_incidents == [incident()]
 
 
-async def test_slow_live_subscriber_drops_are_counted(nats_server: NatsServer) -> None:  # noqa: F811
+async def test_slow_live_subscriber_drops_are_counted(nats_server: NatsServer) -> None:
     metrics = Metrics()
     web = NatsBus(BusConfig(url=nats_server.url), metrics=metrics, name="web", live_pending_messages=20)
     await web.start()
@@ -229,7 +229,7 @@ async def test_lease_has_one_holder_until_it_expires(make_bus: BusFactory) -> No
     assert not await b.acquire(name, "b")
 
 
-async def test_publisher_and_consumer_survive_a_server_restart(nats_server: NatsServer,  # noqa: F811
+async def test_publisher_and_consumer_survive_a_server_restart(nats_server: NatsServer,
                                                               make_bus: BusFactory) -> None:
     publisher, consumer = await make_bus("ingest"), await make_bus("worker")
     await publisher.publish(0, small_batch("acked"), None)

@@ -14,15 +14,15 @@ import pytest
 from honeyatlas.cluster import RoleProcess, cluster_config, free_port, wait_for_port
 from honeyatlas.store.postgres_registry import PostgresSensorRegistry
 from tests.cluster.common import stored
-from tests.engines.nats import NatsServer, nats_server  # noqa: F401
-from tests.engines.postgres import PostgresServer, postgres_server  # noqa: F401
+from tests.engines.nats import NatsServer
+from tests.engines.postgres import PostgresServer
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.cluster
 
 
 def test_full_stream_means_429_and_nothing_lost(
-    postgres_server: PostgresServer, nats_server: NatsServer, tmp_path: Path  # noqa: F811
+    postgres_server: PostgresServer, nats_server: NatsServer, tmp_path: Path
 ) -> None:
     database = postgres_server.new_database()
     config = tmp_path / "cluster.toml"

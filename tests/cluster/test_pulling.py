@@ -14,8 +14,8 @@ import pytest
 from honeyatlas.cluster import RoleProcess, cluster_config, free_port, wait_for_port
 from honeyatlas.store.postgres_registry import PostgresSensorRegistry
 from tests.cluster.common import stored
-from tests.engines.nats import NatsServer, nats_server  # noqa: F401
-from tests.engines.postgres import PostgresServer, postgres_server  # noqa: F401
+from tests.engines.nats import NatsServer
+from tests.engines.postgres import PostgresServer
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.cluster
@@ -35,7 +35,7 @@ def wait_stored(database: str, count: int) -> tuple[int, int]:
 
 
 def test_one_ingest_process_follows_a_file_and_another_takes_over(
-    postgres_server: PostgresServer, nats_server: NatsServer, tmp_path: Path  # noqa: F811
+    postgres_server: PostgresServer, nats_server: NatsServer, tmp_path: Path
 ) -> None:
     database = postgres_server.new_database()
     log = tmp_path / "honeypot.jsonl"

@@ -31,8 +31,8 @@ from honeyatlas.sources import simulate
 from honeyatlas.store.postgres_registry import PostgresSensorRegistry
 from tests.cluster.common import stored
 from tests.conftest import start_server
-from tests.engines.nats import NatsServer, nats_server  # noqa: F401
-from tests.engines.postgres import PostgresServer, postgres_server  # noqa: F401
+from tests.engines.nats import NatsServer
+from tests.engines.postgres import PostgresServer
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.cluster
@@ -94,8 +94,8 @@ def answers(url: str) -> tuple[dict[str, Any], set[tuple[str, str, frozenset[str
 
 def test_cluster_stores_everything_once_through_kills_and_answers_like_one_process(
     trace: tuple[list[dict[str, Any]], list[dict[str, Any]]],
-    postgres_server: PostgresServer,  # noqa: F811
-    nats_server: NatsServer,  # noqa: F811
+    postgres_server: PostgresServer,
+    nats_server: NatsServer,
     tmp_path: Path,
 ) -> None:
     lines, sensors = trace
