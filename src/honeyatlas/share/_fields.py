@@ -12,8 +12,9 @@ import ipaddress
 import re
 import unicodedata
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from honeyatlas.clock import as_utc
 from honeyatlas.incident import Incident, IncidentKind, IncidentStatus
 
 # honeyatlas's own uuid5 namespace for every id it derives in a shared document. Changing it
@@ -31,9 +32,7 @@ def derived_uuid(*parts: str) -> str:
     return str(uuid.uuid5(NAMESPACE, text))
 
 
-def utc(ts: datetime) -> datetime:
-    """An aware UTC datetime; a naive one is taken to be UTC already (as the store writes them)."""
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+utc = as_utc  # the name the exporters use
 
 
 def iso_z(ts: datetime) -> str:

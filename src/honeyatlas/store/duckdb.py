@@ -27,6 +27,7 @@ import msgspec
 import pyarrow as pa
 from msgspec.structs import astuple
 
+from honeyatlas.clock import naive_utc as _naive_utc
 from honeyatlas.errors import StoreError
 from honeyatlas.event import EVENT_FIELDS, GEO_FIELDS, Event
 from honeyatlas.incident import Incident
@@ -156,10 +157,6 @@ def incidents_to_arrow(incidents: list[Incident]) -> pa.Table:
         },
         schema=INCIDENT_ARROW_SCHEMA,
     )
-
-
-def _naive_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def events_to_arrow(events: list[Event]) -> pa.Table:

@@ -9,11 +9,13 @@ and every list is aggregated from them, so a profile costs one scan of the event
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
+from honeyatlas.clock import as_utc as _utc
+from honeyatlas.clock import naive_utc as _naive
 from honeyatlas.incident import Incident, IncidentKind, doubling_seconds
 from honeyatlas.profile import (
     ActivityCounts,
@@ -47,14 +49,6 @@ _COUNTS_SQL = ", ".join(_COUNTS)
 _COUNTS_STRUCT = "{" + ", ".join(
     f"'{name}': {sql}" for name, sql in zip(("failed", "succeeded", "files", "ports", "sensors"), _COUNTS, strict=True)
 ) + "}"
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC)
-
-
-def _naive(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def _top(column: str, limit_param: str = "?") -> str:

@@ -30,6 +30,7 @@ from typing import Any
 import msgspec
 import psycopg
 
+from honeyatlas.clock import as_utc as _utc
 from honeyatlas.errors import StoreError
 from honeyatlas.event import Event
 from honeyatlas.incident import Incident
@@ -494,11 +495,6 @@ class PostgresStore:
         async with self._snapshot() as read:
             return await postgres_profiles.attacker_summaries(read, since=since, until=until,
                                                               min_sensors=min_sensors, limit=limit)
-
-
-def _utc(moment: datetime) -> datetime:
-    """Aware UTC; a naive moment is UTC already (as DuckDBStore takes it)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -20,7 +20,7 @@ from litestar.exceptions import ValidationException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromQuery, QueryParameter
 
-from honeyatlas import __version__
+from honeyatlas import __version__, clock
 from honeyatlas.config import IngestConfig
 from honeyatlas.enrichment.sensors import SensorDirectory
 from honeyatlas.event import Event, Kind
@@ -111,9 +111,7 @@ class DeadLetterView(msgspec.Struct):
 
 
 def as_utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return None if value is None else clock.as_utc(value)
 
 
 def encode_cursor(event: Event) -> str:
