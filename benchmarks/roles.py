@@ -452,7 +452,7 @@ def roles(ctx: Context) -> list[Figure]:
                notes=f"cores: {cores(every)}; senders {every.sender_cores:.2f}; load average {every.load_average:.1f}"),
         Figure("roles", "all (DuckDB): process CPU per event", all_us, "us/event", higher_is_better=False),
         Figure("roles", "ingest alone: accepted events/s", alone.accepted_per_second, "events/s", baseline=base,
-               notes=f"JetStream absorbs, no worker; cores: {cores(alone)}"),
+               target=">= 25000", notes=f"JetStream absorbs, no worker; cores: {cores(alone)}"),
         Figure("roles", "ingest alone: process CPU per event", ingest_us, "us/event", higher_is_better=False,
                notes="everything the ingest process does: HTTP, auth, idempotency, framing, adapter, GeoIP, publish"),
         Figure("roles", "worker alone: drained events/s into PostgreSQL", drain["events_per_second"], "events/s",
