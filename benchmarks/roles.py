@@ -1,8 +1,9 @@
 """The cluster roles measured: ingest alone, worker alone, 1+1 and 2+2 against `--role all`.
 
-Every scenario gets a fresh NATS server (JetStream, its own store directory) and a fresh
-PostgreSQL database on one server started for the whole benchmark (tests/engines: Debian's
-PostgreSQL on a free port, fsync off as in the tests); the sensor is registered with
+Every scenario gets a fresh NATS server (JetStream with its defaults, its own store
+directory) and a fresh PostgreSQL database on one server started for the whole benchmark
+(tests/engines: Debian's PostgreSQL on a free port, with fsync and synchronous commits on,
+unlike the tests: DuckDB syncs its commits in the `all` process too); the sensor is registered with
 `honeyatlas sensor add --config cluster.toml` and each role runs as an operator runs it,
 `python -m honeyatlas serve --config cluster.toml --role ROLE`, in its own data directory.
 The load is the ingest benchmark's (2 sender processes x 8 keep-alive connections, batches
@@ -416,7 +417,7 @@ def roles(ctx: Context) -> list[Figure]:
     publish = _publish_cost(ctx)
     ctx.log("all (DuckDB)")
     every = _all_process(ctx)
-    with running_postgres() as postgres:
+    with running_postgres(durable=True) as postgres:  # fsync on: the workers pay what production pays
         ctx.log("ingest alone, then worker alone")
         alone, drain = _ingest_then_worker(ctx, postgres)
         ctx.log("1 ingest + 1 worker")
