@@ -147,12 +147,14 @@ class Scenario:
 
 @contextlib.contextmanager
 def scenario(ctx: Context, postgres: Any, name: str) -> Iterator[Scenario]:
-    from tests.engines.nats import NatsServer, _binary, _free_port
+    from tests.engines.nats import NatsServer
+
+    from honeyatlas.cluster import free_port, nats_binary
 
     root = ctx.workdir / name
     nats_dir = root / "nats"
     nats_dir.mkdir(parents=True)
-    nats = NatsServer(_binary(), nats_dir, _free_port())
+    nats = NatsServer(nats_binary(), nats_dir, free_port())
     nats.start()
     database_url = postgres.new_database(f"bench_{name.replace('-', '_')}")
     config_file = root / "cluster.toml"
@@ -263,7 +265,7 @@ def _ingest_then_worker(ctx: Context, postgres: Any) -> tuple[Window, dict[str, 
     """Ingest alone into JetStream, then one worker alone draining what it accepted."""
     with scenario(ctx, postgres, "roles-alone") as cluster:
         ingest = cluster.role("ingest", 0)
-        nats_cpu, pg_cpu = cluster.engines_cpu()
+        nats_cpu, _ = cluster.engines_cpu()
         profiler, profile = None, None
         if ctx.profile is not None:  # the whole window: py-spy stops by itself
             profile = ctx.profile.with_name(f"{ctx.profile.stem}-ingest-role{ctx.profile.suffix}")
@@ -302,10 +304,10 @@ def _ingest_then_worker(ctx: Context, postgres: Any) -> tuple[Window, dict[str, 
 
 
 def _aggregate(ctx: Context, postgres: Any, ingests: int, workers: int) -> Window:
-    from tests.engines.nats import _free_port
+    from honeyatlas.cluster import free_port
 
     with scenario(ctx, postgres, f"roles-{ingests}x{workers}") as cluster:
-        port = _free_port() if ingests > 1 else 0
+        port = free_port() if ingests > 1 else 0
         shared = ["--reuse-port"] if ingests > 1 else []
         started = cluster.roles([("ingest", n, shared, port) for n in range(ingests)]
                                 + [("worker", n, ["--worker-index", str(n), "--workers", str(workers)], 0)
@@ -320,10 +322,11 @@ def _aggregate(ctx: Context, postgres: Any, ingests: int, workers: int) -> Windo
 
 def _publish_cost(ctx: Context) -> dict[str, float]:
     """CPU of this process per event while it publishes EventBatches of 100 through NatsBus."""
-    from tests.engines.nats import NatsServer, _binary, _free_port
+    from tests.engines.nats import NatsServer
 
     from honeyatlas.bus import EventBatch, publish_batch
     from honeyatlas.bus.nats import NatsBus
+    from honeyatlas.cluster import free_port, nats_binary
     from honeyatlas.config import BusConfig
     from honeyatlas.metrics import Metrics
 
@@ -333,7 +336,7 @@ def _publish_cost(ctx: Context) -> dict[str, float]:
                for i in range(0, len(events), BATCH)]
     store = ctx.workdir / "roles-publish"
     store.mkdir(parents=True)
-    nats = NatsServer(_binary(), store, _free_port())
+    nats = NatsServer(nats_binary(), store, free_port())
     nats.start()
 
     async def run() -> tuple[float, float, float]:
