@@ -9,6 +9,7 @@ tests/test_event_docs.py fails when the two disagree.
 from __future__ import annotations
 
 import enum
+import hashlib
 import random
 import time
 from datetime import datetime
@@ -155,6 +156,24 @@ EVENT_FIELDS: tuple[str, ...] = Event.__struct_fields__
 GEO_FIELDS: tuple[str, ...] = Geo.__struct_fields__
 
 
+def _uuid7_text(ms: int, rand: int) -> str:
+    value = (ms & 0xFFFFFFFFFFFF) << 80 | (rand & ((1 << 80) - 1))
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def derived_event_id(ts: datetime, seed: bytes) -> str:
+    """A UUIDv7-shaped id that is the same every time for the same event of the same batch:
+    the event's own time in the first 48 bits, then bits of BLAKE2b(`seed`), where the seed
+    names the batch (sensor, idempotency key, body digest), the record and the event's place
+    in it. A batch sent again, however late and through whichever process, brings the same
+    ids, and a store that keeps one row per id stores it once."""
+    rand = int.from_bytes(hashlib.blake2b(seed, digest_size=10).digest(), "big")
+    return _uuid7_text(int(ts.timestamp() * 1000), rand)
+
+
 def new_event_id(ts_ms: int | None = None) -> str:
     """A UUIDv7-shaped id: sortable by creation time, unique without coordination.
 
@@ -162,9 +181,4 @@ def new_event_id(ts_ms: int | None = None) -> str:
     uniqueness, not secrecy, and one getrandom system call per event cost ~8% of ingest CPU.
     """
     ms = int(time.time() * 1000) if ts_ms is None else ts_ms
-    rand = random.getrandbits(80)
-    value = (ms & 0xFFFFFFFFFFFF) << 80 | rand
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    text = f"{value:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    return _uuid7_text(ms, random.getrandbits(80))

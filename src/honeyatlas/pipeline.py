@@ -23,7 +23,7 @@ from honeyatlas.adapters import Adapter, RecordContext
 from honeyatlas.adapters.detect import AUTO, AutoDetector
 from honeyatlas.enrichment.sensors import Sensor
 from honeyatlas.errors import PipelineFull, RecordIgnored, RecordRejected
-from honeyatlas.event import RAW_LIMIT_BYTES, Event
+from honeyatlas.event import RAW_LIMIT_BYTES, Event, derived_event_id
 from honeyatlas.metrics import Metrics
 from honeyatlas.sinks import BatchSink, Delivered, Streams
 from honeyatlas.store import DeadLetter, Receipt
@@ -75,6 +75,7 @@ class Ingest(Protocol):
         sensor: Sensor,
         records: list[RawRecord],
         receipt: Callable[[IngestResult], Receipt] | None = None,
+        identity: bytes | None = None,
     ) -> IngestResult: ...
 
 
@@ -132,9 +133,13 @@ class Pipeline:
         sensor: Sensor,
         records: list[RawRecord],
         receipt: Callable[[IngestResult], Receipt] | None = None,
+        identity: bytes | None = None,
     ) -> IngestResult:
         """Adapt, enrich and durably deliver one batch. `receipt`, when given, builds the record
-        of this answer that is committed together with the batch (idempotent sources)."""
+        of this answer that is committed together with the batch (idempotent sources).
+        `identity`, when given, names the batch for good (sensor, idempotency key, body
+        digest): its events get ids derived from it (`derived_event_id`), so the same batch
+        sent again brings the same ids and a store keyed by id keeps it once."""
         received = datetime.now(UTC)
         events: list[Event] = []
         streams: Streams = []
@@ -180,9 +185,12 @@ class Pipeline:
                 self._metrics.inc("honeyatlas_records_rejected_total", source=source, reason=_reason_label(reason))
                 continue
             stream = self._streams.get(used)
-            for event in produced:
+            for ordinal, event in enumerate(produced):
                 if event.warnings:
                     warned += 1
+                if identity is not None:
+                    seed = b"%s|%d|%d" % (identity, record.index, ordinal)
+                    event = msgspec.structs.replace(event, id=derived_event_id(event.ts, seed))
                 events.append(self._geolocator.apply(event, sensor))
                 streams.append(stream)
         accepted = len(records) - len(rejected) - len(ignored)

@@ -71,3 +71,47 @@ def test_full_stream_means_429_and_nothing_lost(
     finally:
         worker.stop()
         ingest.stop()
+
+
+def test_a_late_retry_through_another_ingest_process_is_stored_once(
+    postgres_server: PostgresServer, nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """Past the bus's duplicate window and past the answering process's idempotency cache,
+    a batch sent again brings the ids it brought the first time: the store keeps one copy."""
+    database = postgres_server.new_database()
+    config = tmp_path / "cluster.toml"
+    config.write_text(cluster_config(storage_url=database, bus_url=nats_server.url, data_dir=tmp_path / "data",
+                                     partitions=2).replace("partitions = 2\n", "partitions = 2\nduplicate_window_seconds = 1\n")
+                      + "\n[geoip]\nsearch_city_db = false\n")
+    registry = PostgresSensorRegistry(database)
+    registry.open()
+    _, token = registry.add("edge-01", honeypot="cowrie", lat=50.1, lon=8.7)
+    registry.close()
+    common = ["serve", "--config", str(config), "--host", "127.0.0.1"]
+    ports = [free_port(), free_port()]
+    ingest = [RoleProcess(f"ingest-{i}", [*common, "--role", "ingest", "--port", str(port),
+                                          "--data-dir", str(tmp_path / f"ingest-{i}")], tmp_path / f"ingest-{i}.log")
+              for i, port in enumerate(ports)]  # each its own idempotency cache
+    worker_port = free_port()
+    worker = RoleProcess("worker", [*common, "--role", "worker", "--port", str(worker_port)], tmp_path / "worker.log")
+    for role in [worker, *ingest]:
+        role.start()
+    try:
+        for port in ports:
+            wait_for_port(port, 60)
+        now = datetime.now(UTC).isoformat()
+        body = "\n".join(json.dumps({"ts": now, "kind": "login_attempt", "src_ip": f"198.51.100.{i}",
+                                     "username": "root", "password": f"pw{i}", "session": f"s{i}"}) for i in range(20))
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "batch-1"}
+        first = httpx.post(f"http://127.0.0.1:{ports[0]}/api/v1/ingest/event", content=body, headers=headers)
+        assert first.status_code == 200 and first.json()["events"] == 20
+        wait_until(lambda: stored(database)[0] >= 20, "the first copy stored", 30)
+        time.sleep(1.5)  # past the bus's duplicate window
+        again = httpx.post(f"http://127.0.0.1:{ports[1]}/api/v1/ingest/event", content=body, headers=headers)
+        assert again.status_code == 200 and again.json()["events"] == 20
+        wait_until(lambda: 'reason="already_stored"} 20' in httpx.get(f"http://127.0.0.1:{worker_port}/metrics").text
+                   or stored(database)[0] > 20, "the worker to take the second copy", 15, 0.2)
+        assert stored(database) == (20, 20)
+    finally:
+        for role in [*ingest, worker]:
+            role.stop()

@@ -107,4 +107,5 @@ class FileSource(FileFollower):
         def receipt(result: IngestResult) -> Receipt:
             return Receipt(sensor=sensor.name, key=batch.key, digest=digest, response=msgspec.json.encode(result))
 
-        await self._pipeline.ingest(source="file", fmt=self.spec.format, sensor=sensor, records=records, receipt=receipt)
+        await self._pipeline.ingest(source="file", fmt=self.spec.format, sensor=sensor, records=records, receipt=receipt,
+                                    identity=f"{sensor.name}|{batch.key}".encode())

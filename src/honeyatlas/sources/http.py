@@ -232,7 +232,8 @@ def ingest_route(
                 return Receipt(sensor=sensor.name, key=key, digest=digest,
                                response=msgspec.json.encode(_result_body(result)))
 
-            response = await _process(request, fmt, sensor, body, receipt)
+            response = await _process(request, fmt, sensor, body, receipt, b"%s|%s|%s" % (
+                sensor.name.encode(), key.encode("utf-8", "surrogatepass"), digest))
             if response.status_code == 200:
                 idempotency.remember(
                     sensor.name, key, digest, StoredResponse(200, msgspec.json.encode(response.content))
@@ -247,6 +248,7 @@ def ingest_route(
         sensor: Sensor,
         body: bytes,
         receipt: Callable[[IngestResult], Receipt] | None = None,
+        identity: bytes | None = None,
     ) -> Response[Any]:
         try:
             gzipped = request.headers.get("content-encoding", "").lower() in ("gzip", "x-gzip")
@@ -261,7 +263,8 @@ def ingest_route(
             return _error(exc.status, exc.reason)
         try:
             pipeline.admit(SOURCE, len(records))
-            result = await pipeline.ingest(source=SOURCE, fmt=fmt, sensor=sensor, records=records, receipt=receipt)
+            result = await pipeline.ingest(source=SOURCE, fmt=fmt, sensor=sensor, records=records, receipt=receipt,
+                                           identity=identity)
         except PipelineFull as exc:
             return _error(429, str(exc), {"Retry-After": str(exc.retry_after_seconds)})
         except (StoreError, BusError) as exc:
