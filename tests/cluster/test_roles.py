@@ -99,6 +99,7 @@ def test_cluster_stores_everything_once_through_kills_and_answers_like_one_proce
     tmp_path: Path,
 ) -> None:
     lines, sensors = trace
+    assert len(lines) >= 50_000
     database = postgres_server.new_database()
     config = tmp_path / "cluster.toml"
     # A short ack wait, so the killed worker's batches come again within the test.
