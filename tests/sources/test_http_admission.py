@@ -1,15 +1,21 @@
 """HTTP ingest admission: beyond the in-flight bound a request is refused with 429 before its
-body is read, and counted with its reason; the bound frees up when requests end."""
+body is read, and counted with its reason; the bound frees up when requests end. Every refusal
+that asks for a retry carries `ingest.retry_after_seconds`."""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from honeyatlas.config import IngestConfig
-from tests.conftest import RunningServer
+from honeyatlas.errors import StoreError
+from honeyatlas.sources.idempotency import body_digest
+from tests.conftest import RunningServer, ServerStarter
 from tests.test_ingest_http import cowrie_records_with_public_sources, ndjson, post
 from tests.waiting import wait_until
 
@@ -61,3 +67,42 @@ def test_beyond_the_in_flight_bound_requests_get_429_without_their_body(server: 
             sock.close()
     wait_for(lambda: in_flight(server) == 0)
     assert post(server, token, ndjson(cowrie_records_with_public_sources()[:3])).status_code == 200
+
+
+def test_every_retry_refusal_sends_the_configured_retry_after(
+    start_on_backend: ServerStarter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running, stop = start_on_backend(tmp_path / "data", ingest={"retry_after_seconds": 7, "max_in_flight_requests": 1},
+                                     storage={"max_pending_events": 5})
+    try:
+        token = running.add_sensor("s1")
+        body = ndjson(cowrie_records_with_public_sources()[:3])
+        stalled = stalled_post(running, token)
+        try:  # the early 429, before the body is read
+            wait_for(lambda: in_flight(running) == 1)
+            early = post(running, token, body)
+            assert early.status_code == 429 and "in flight" in early.json()["error"]
+            assert early.headers["Retry-After"] == "7"
+        finally:
+            stalled.close()
+        wait_for(lambda: in_flight(running) == 0)
+
+        full = post(running, token, ndjson(cowrie_records_with_public_sources()[:10]))  # over max_pending_events
+        assert full.status_code == 429 and full.headers["Retry-After"] == "7"
+
+        idempotency = running.service.idempotency
+        assert idempotency.check("s1", "held", body_digest(body)) is None  # as if a first copy were running
+        try:
+            running_copy = post(running, token, body, **{"Idempotency-Key": "held"})
+            assert running_copy.status_code == 409 and running_copy.headers["Retry-After"] == "7"
+        finally:
+            idempotency.release("s1", "held")
+
+        async def failing_store(**_: Any) -> None:
+            raise StoreError("disk on fire")
+
+        monkeypatch.setattr(running.service.pipeline, "ingest", failing_store)
+        failed = post(running, token, body)
+        assert failed.status_code == 503 and failed.headers["Retry-After"] == "7"
+    finally:
+        stop()

@@ -7,7 +7,9 @@ when the server is saturated (too many ingest requests in flight, or the store q
 checked before the token and before the body is read, so a refusal costs its headers, never
 its decoding), 401 bad token, 413 body or decompressed body or record count over the limit,
 400 undecodable body (kept as a dead letter), 429 again when the batch does not fit, 503
-with Retry-After when the store (or, in an ingest process, the bus) fails.
+with Retry-After when the store (or, in an ingest process, the bus) fails. Every Retry-After
+is `ingest.retry_after_seconds` (a full pipeline's 429 carries the same value, from the
+pipeline); senders back off exponentially above it, so one value serves all three refusals.
 
 With an `Idempotency-Key` header (at most 128 characters) a stored batch is remembered, its
 answer committed with its events (sources/idempotency.py): a retry with the same key and body gets the first 200 again, marked
@@ -214,7 +216,7 @@ def ingest_route(
             stored = idempotency.check(sensor.name, key, digest)
         except KeyConflict as exc:
             metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason=f"idempotency_{exc.status}")
-            return _error(exc.status, exc.reason, {"Retry-After": "1"} if exc.status == 409 else None)
+            return _error(exc.status, exc.reason, busy if exc.status == 409 else None)
         if stored is not None:
             return _replay(stored.body)
         try:
@@ -269,7 +271,7 @@ def ingest_route(
             return _error(429, str(exc), {"Retry-After": str(exc.retry_after_seconds)})
         except (StoreError, BusError) as exc:
             metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason="store_error")
-            return _error(503, f"not stored, retry later: {exc}", {"Retry-After": "5"})
+            return _error(503, f"not stored, retry later: {exc}", busy)
         return Response(_result_body(result), status_code=200)
 
     return ingest
