@@ -27,6 +27,7 @@ from honeyatlas.event import Event, Kind
 from honeyatlas.metrics import Metrics
 from honeyatlas.sinks import LiveClients
 from honeyatlas.store import Backlog, Counts, EventQuery, Store, TopItem
+from honeyatlas.web.params import query_time, time_range
 
 
 @dataclass(frozen=True)
@@ -110,10 +111,6 @@ class DeadLetterView(msgspec.Struct):
     raw: str
 
 
-def as_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else clock.as_utc(value)
-
-
 def encode_cursor(event: Event) -> str:
     return base64.urlsafe_b64encode(f"{event.ts.isoformat()}|{event.id}".encode()).decode().rstrip("=")
 
@@ -122,8 +119,8 @@ def decode_cursor(text: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
         ts_text, event_id = raw.split("|", 1)
-        return datetime.fromisoformat(ts_text), event_id
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        return clock.as_utc(datetime.fromisoformat(ts_text)), event_id  # ours are UTC: never overflows
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
         raise ValidationException("invalid cursor: pass the next_cursor of a previous page unchanged") from exc
 
 
@@ -140,7 +137,7 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
         cursor: FromQuery[str | None] = None,
     ) -> EventPage:
         query = EventQuery(
-            since=as_utc(since), until=as_utc(until), sensor=sensor, src_ip=src_ip, kind=kind,
+            since=query_time(since), until=query_time(until), sensor=sensor, src_ip=src_ip, kind=kind,
             country=country.upper() if country else None, limit=limit,
             cursor=decode_cursor(cursor) if cursor else None,
         )
@@ -177,12 +174,9 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
         by_kind: FromQuery[bool] = False,
     ) -> Histogram:
         now = datetime.now(UTC)
-        end = as_utc(until) or now
-        start = as_utc(since) or end - timedelta(hours=24)
         if bucket_seconds % 60:
             raise ValidationException("bucket_seconds must be a multiple of 60")
-        if start >= end:
-            raise ValidationException("since must be before until")
+        start, end = time_range(since, until, default_span=timedelta(hours=24), now=now)
         width = timedelta(seconds=bucket_seconds)
         epoch = datetime(1970, 1, 1, tzinfo=UTC)
         first = epoch + (start - epoch) // width * width

@@ -21,7 +21,8 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from honeyatlas.incident import Incident, IncidentKind, IncidentStatus
 from honeyatlas.profile import AttackerProfile, MalwareProfile
 from honeyatlas.store import IncidentQuery
-from honeyatlas.web.api import WebContext, as_utc
+from honeyatlas.web.api import WebContext
+from honeyatlas.web.params import query_time
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -54,7 +55,7 @@ def incident_routes(ctx: WebContext) -> list[BaseRouteHandler]:
         source: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> IncidentList:
-        query = IncidentQuery(kind=kind, status=status, since=as_utc(since), until=as_utc(until),
+        query = IncidentQuery(kind=kind, status=status, since=query_time(since), until=query_time(until),
                               source=canonical_ip(source) if source else None, limit=limit)
         return IncidentList(incidents=await ctx.store.query_incidents(query))
 

@@ -19,7 +19,8 @@ from honeyatlas.incident import Incident
 from honeyatlas.profile import AttackerSummary
 from honeyatlas.share import ioc_csv, ioc_json, misp_event, stix_bundle
 from honeyatlas.store import IncidentQuery
-from honeyatlas.web.api import WebContext, as_utc
+from honeyatlas.web.api import WebContext
+from honeyatlas.web.params import time_range
 
 MAX_RANGE = timedelta(days=31)
 MAX_ROWS = 100_000
@@ -27,10 +28,7 @@ STIX_TYPE = "application/stix+json;version=2.1"
 
 
 def _range(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
-    end = as_utc(until) or datetime.now(UTC)
-    start = as_utc(since) or end - timedelta(hours=24)
-    if start >= end:
-        raise ValidationException("since must be before until")
+    start, end = time_range(since, until, default_span=timedelta(hours=24), now=datetime.now(UTC))
     if end - start > MAX_RANGE:
         raise ValidationException("the range is longer than 31 days: narrow since/until")
     return start, end
