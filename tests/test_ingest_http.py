@@ -272,3 +272,21 @@ def test_sensor_health_shows_rejections_and_silent_sensors(start_on_backend: Ser
         assert sensors["quiet"]["rejected_1h"] == 0
     finally:
         stop()
+
+
+def test_events_dated_too_far_ahead_get_the_receive_time_and_a_warning(server: RunningServer) -> None:
+    token = server.add_sensor("s1")
+    records = cowrie_records_with_public_sources(recent=True)[:3]
+    ahead = datetime.now(UTC) + timedelta(seconds=60)  # within ingest.max_future_skew_seconds (300)
+    records[0]["timestamp"] = "9999-12-31T23:59:59.999999Z"
+    records[1]["timestamp"] = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    records[2]["timestamp"] = ahead.isoformat()
+    before = datetime.now(UTC)
+    assert post(server, token, ndjson(records)).json()["accepted"] == 3
+    after = datetime.now(UTC)
+    events = {e["raw"]: e for e in httpx.get(f"{server.url}api/v1/events").json()["events"]}
+    forged, early_clock, slightly_early = (events[json.dumps(r)] for r in records)
+    for event, sent in ((forged, "9999-12-31T23:59:59.999999+00:00"), (early_clock, records[1]["timestamp"])):
+        assert before <= datetime.fromisoformat(event["ts"]) <= after
+        assert any(sent in w and "receive time used" in w for w in event["warnings"]), event["warnings"]
+    assert datetime.fromisoformat(slightly_early["ts"]) == ahead and not slightly_early.get("warnings")

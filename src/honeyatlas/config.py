@@ -85,6 +85,7 @@ class IngestConfig(_Section):
     max_decompressed_bytes: PositiveInt = 100 * 1024 * 1024
     max_records_per_request: PositiveInt = 100_000
     sensor_timezone: str = "UTC"
+    max_future_skew_seconds: Seconds = 300.0
     retry_after_seconds: PositiveInt = 1
     max_in_flight_requests: PositiveInt = 32
     session_dedup_ttl_seconds: Seconds = 3600.0

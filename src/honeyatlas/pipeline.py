@@ -8,13 +8,19 @@ and hands the batch to its `BatchSink` (sinks/__init__.py): in one process the s
 returns only once the sink has made the batch durable, so a source acknowledges exactly
 what is kept. Every record is counted: received, accepted, rejected (by reason), never
 silently lost.
+
+The one rule on event times lives here, not in the adapters: an event dated more than
+`max_future_skew` after its arrival gets the receive time and a warning that keeps the
+sensor's time. Every format and every source passes this loop (adapters built outside
+honeyatlas included, which may build their Event without adapters/fields.py), and only here
+is the receive time of the whole batch known.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 
 import msgspec
@@ -23,7 +29,7 @@ from honeyatlas.adapters import Adapter, RecordContext
 from honeyatlas.adapters.detect import AUTO, AutoDetector
 from honeyatlas.enrichment.sensors import Sensor
 from honeyatlas.errors import PipelineFull, RecordIgnored, RecordRejected
-from honeyatlas.event import RAW_LIMIT_BYTES, Event, derived_event_id
+from honeyatlas.event import MAX_WARNINGS, RAW_LIMIT_BYTES, Event, derived_event_id
 from honeyatlas.metrics import Metrics
 from honeyatlas.sinks import BatchSink, Delivered, Streams
 from honeyatlas.store import DeadLetter, Receipt
@@ -92,6 +98,7 @@ class Pipeline:
         metrics: Metrics,
         sensor_timezone: tzinfo,
         retry_after_seconds: int,
+        max_future_skew: timedelta,
     ) -> None:
         self.adapters = adapters
         self._detector = AutoDetector(adapters)
@@ -100,6 +107,7 @@ class Pipeline:
         self._metrics = metrics
         self._timezone = sensor_timezone
         self._retry_after = retry_after_seconds
+        self._max_future_skew = max_future_skew
         # format -> stream index for session deduplication: 0 per-event log, 1 session summary
         self._streams: dict[str, int] = {}
         for adapter in adapters.values():
@@ -141,6 +149,7 @@ class Pipeline:
         digest): its events get ids derived from it (`derived_event_id`), so the same batch
         sent again brings the same ids and a store keyed by id keeps it once."""
         received = datetime.now(UTC)
+        latest = received + self._max_future_skew
         events: list[Event] = []
         streams: Streams = []
         dead: list[DeadLetter] = []
@@ -186,11 +195,13 @@ class Pipeline:
                 continue
             stream = self._streams.get(used)
             for ordinal, event in enumerate(produced):
-                if event.warnings:
-                    warned += 1
-                if identity is not None:
+                if identity is not None:  # from the sensor's time, so that a retry brings the same id
                     seed = b"%s|%d|%d" % (identity, record.index, ordinal)
                     event = msgspec.structs.replace(event, id=derived_event_id(event.ts, seed))
+                if event.ts > latest:
+                    event = _dated_on_arrival(event, received, self._max_future_skew)
+                if event.warnings:
+                    warned += 1
                 events.append(self._geolocator.apply(event, sensor))
                 streams.append(stream)
         accepted = len(records) - len(rejected) - len(ignored)
@@ -208,6 +219,13 @@ class Pipeline:
         if warned:
             self._metrics.inc("honeyatlas_event_warnings_total", warned, source=source)
         return result_of(delivered)
+
+
+def _dated_on_arrival(event: Event, received: datetime, skew: timedelta) -> Event:
+    """The event at its receive time, with a warning that keeps the time its sensor gave."""
+    note = (f"time {event.ts.isoformat()} is more than {skew.total_seconds():g} s after arrival "
+            "(ingest.max_future_skew_seconds); receive time used")
+    return msgspec.structs.replace(event, ts=received, warnings=(*event.warnings[: MAX_WARNINGS - 1], note))
 
 
 def _reason_label(reason: str) -> str:

@@ -11,6 +11,7 @@ PostgreSQL. `build_service(config)` picks by `server.role`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -120,6 +121,7 @@ class Service:
             metrics=self.metrics,
             sensor_timezone=sensor_timezone(config),
             retry_after_seconds=config.ingest.retry_after_seconds,
+            max_future_skew=timedelta(seconds=config.ingest.max_future_skew_seconds),
         )
         self.demo = (
             DemoHoneynet(pipeline=self.pipeline, registry=self.registry,

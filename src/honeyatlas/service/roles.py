@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from datetime import timedelta
 
 from litestar import Litestar
 
@@ -108,6 +109,7 @@ class IngestRole(RoleBase):
             adapters=build_adapters(config), geolocator=Geolocator(self.geoip, cache_size=config.geoip.cache_size),
             sink=self.sink, metrics=self.metrics, sensor_timezone=sensor_timezone(config),
             retry_after_seconds=config.ingest.retry_after_seconds,
+            max_future_skew=timedelta(seconds=config.ingest.max_future_skew_seconds),
         )
         self.sources = Sources(config, pipeline=self.pipeline, registry=self.registry, receipts=receipts,
                                metrics=self.metrics)
