@@ -8,33 +8,28 @@ and every list is aggregated from them, so a profile costs one scan of the event
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-import msgspec
-
 from honeyatlas.clock import as_utc as _utc
 from honeyatlas.clock import naive_utc as _naive
-from honeyatlas.incident import Incident, IncidentKind, doubling_seconds
+from honeyatlas.incident import Incident, doubling_seconds
 from honeyatlas.profile import (
     ActivityCounts,
     AttackerProfile,
     AttackerSummary,
-    Count,
     Credential,
     CurvePoint,
-    IncidentRef,
     MalwareProfile,
     Sighting,
     classify,
 )
-from honeyatlas.store import IncidentQuery
+from honeyatlas.store import IncidentQuery, incident_sql
+from honeyatlas.store.incident_sql import SCANS, Dialect, count_items, incident_refs
 
-Read = Callable[[str, list[Any]], Awaitable[list[tuple[Any, ...]]]]
+Read = incident_sql.Read
+DIALECT = Dialect(param="?", source_listed="list_contains(sources, {p})", timestamp=_naive)
 
-_incident_decoder = msgspec.json.Decoder(Incident)
-_SCANS = (str(IncidentKind.HORIZONTAL_SCAN), str(IncidentKind.VERTICAL_SCAN))
 # Sources that must never leave in a shared feed: labs, NAT artefacts, the demo.
 _NOT_SHARED = "['loopback_source', 'private_source', 'reserved_source', 'demo']"
 # What `classify` needs, in this order: failed, succeeded, files, ports, sensors.
@@ -60,42 +55,12 @@ def _top(column: str, limit_param: str = "?") -> str:
     )
 
 
-def _counts(items: list[dict[str, Any]] | None) -> list[Count]:
-    return [Count(item["value"], item["count"]) for item in items or []]
-
-
 async def query_incidents(read: Read, query: IncidentQuery) -> list[Incident]:
-    where, params = [], []
-    for column, value in (("kind", query.kind), ("status", query.status)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(str(value))
-    if query.since is not None:
-        where.append("last_seen >= ?")
-        params.append(_naive(query.since))
-    if query.until is not None:
-        where.append("opened_at < ?")
-        params.append(_naive(query.until))
-    if query.source is not None:
-        where.append("(key = ? OR list_contains(sources, ?))")
-        params.extend([query.source, query.source])
-    sql = "SELECT body FROM incidents"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY last_seen DESC, id LIMIT ?"
-    params.append(query.limit)
-    return [_incident_decoder.decode(row[0]) for row in await read(sql, params)]
+    return await incident_sql.query_incidents(read, query, DIALECT)
 
 
 async def get_incident(read: Read, incident_id: str) -> Incident | None:
-    rows = await read("SELECT body FROM incidents WHERE id = ?", [incident_id])
-    return _incident_decoder.decode(rows[0][0]) if rows else None
-
-
-async def _incident_refs(read: Read, where: str, params: list[Any]) -> list[IncidentRef]:
-    rows = await read(f"SELECT id, kind, status, opened_at FROM incidents WHERE {where} "
-                      "ORDER BY opened_at DESC LIMIT 200", params)
-    return [IncidentRef(id=i, kind=k, status=s, opened_at=_utc(t)) for i, k, s, t in rows]
+    return await incident_sql.get_incident(read, incident_id, DIALECT)
 
 
 async def attacker_profile(read: Read, ip: str, limit: int) -> AttackerProfile | None:
@@ -123,16 +88,16 @@ async def attacker_profile(read: Read, ip: str, limit: int) -> AttackerProfile |
 async def _attacker(read: Read, ip: str, row: tuple[Any, ...]) -> AttackerProfile:
     head, sensors, ports, protocols, credentials, commands, urls, digests = row
     raw = head["counts"]
-    incidents = await _incident_refs(read, "key = ? OR list_contains(sources, ?)", [ip, ip])
+    incidents = await incident_refs(read, "key = ? OR list_contains(sources, ?)", [ip, ip])
     counts = ActivityCounts(
         failed_logins=raw["failed"], successful_logins=raw["succeeded"], files=raw["files"], ports=raw["ports"],
-        sensors=raw["sensors"], scan_incidents=sum(1 for i in incidents if i.kind in _SCANS),
+        sensors=raw["sensors"], scan_incidents=sum(1 for i in incidents if i.kind in SCANS),
     )
     return AttackerProfile(
         ip=ip, first_seen=_utc(head["first"]), last_seen=_utc(head["last"]), event_count=head["n"],
-        sensor_count=len(sensors or []), sensors=sensors or [], ports=_counts(ports), protocols=_counts(protocols),
-        credentials=[Credential(**c) for c in credentials or []], commands=_counts(commands), urls=_counts(urls),
-        sha256=_counts(digests), country=head["country"], city=head["city"], asn=head["asn"], org=head["org"],
+        sensor_count=len(sensors or []), sensors=sensors or [], ports=count_items(ports), protocols=count_items(protocols),
+        credentials=[Credential(**c) for c in credentials or []], commands=count_items(commands), urls=count_items(urls),
+        sha256=count_items(digests), country=head["country"], city=head["city"], asn=head["asn"], org=head["org"],
         incidents=incidents, classification=classify(counts), counts=counts,
     )
 
@@ -157,10 +122,10 @@ async def malware_profile(read: Read, sha256: str, limit: int) -> MalwareProfile
     ]
     return MalwareProfile(
         sha256=sha256, md5=md5s or [], first_seen=_utc(head["first"]), last_seen=_utc(head["last"]),
-        event_count=head["n"], source_count=head["sources"], sources=_counts(sources), sightings=spread,
+        event_count=head["n"], source_count=head["sources"], sources=count_items(sources), sightings=spread,
         curve=[CurvePoint(s.first_seen, n) for n, s in enumerate(spread, start=1)],
-        doubling_seconds=doubling_seconds([s.first_seen for s in spread]), urls=_counts(urls),
-        incidents=await _incident_refs(read, "kind = 'epidemic' AND key = ?", [sha256]),
+        doubling_seconds=doubling_seconds([s.first_seen for s in spread]), urls=count_items(urls),
+        incidents=await incident_refs(read, "kind = 'epidemic' AND key = ?", [sha256]),
     )
 
 
@@ -188,7 +153,7 @@ async def attacker_summaries(
     for ip, first, last, n, country, asn, failed, succeeded, files, ports, sensors in rows:
         seen_in = kinds.get(ip, set())
         roles = classify(ActivityCounts(failed_logins=failed, successful_logins=succeeded, files=files, ports=ports,
-                                        sensors=sensors, scan_incidents=len(seen_in & set(_SCANS))))
+                                        sensors=sensors, scan_incidents=len(seen_in & set(SCANS))))
         found.append(AttackerSummary(
             ip=ip, first_seen=_utc(first), last_seen=_utc(last), event_count=n, sensor_count=sensors,
             country=country, asn=asn, tags=[*map(str, roles), *sorted(seen_in)],

@@ -9,31 +9,25 @@ What must not live here: DDL, writes, and rules that decide what an attacker is 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
 
-import msgspec
-
-from honeyatlas.incident import Incident, IncidentKind, doubling_seconds
+from honeyatlas.incident import Incident, doubling_seconds
 from honeyatlas.profile import (
     ActivityCounts,
     AttackerProfile,
     AttackerSummary,
-    Count,
     Credential,
     CurvePoint,
-    IncidentRef,
     MalwareProfile,
     Sighting,
     classify,
 )
-from honeyatlas.store import IncidentQuery
+from honeyatlas.store import IncidentQuery, incident_sql
+from honeyatlas.store.incident_sql import SCANS, Dialect, count_items, incident_refs
 
-Read = Callable[[str, Any], Awaitable[list[tuple[Any, ...]]]]
+Read = incident_sql.Read
+DIALECT = Dialect(param="%s", source_listed="sources @> ARRAY[{p}]::text[]", timestamp=lambda moment: moment)
 
-_incident_decoder = msgspec.json.Decoder(Incident)
-_SCANS = (str(IncidentKind.HORIZONTAL_SCAN), str(IncidentKind.VERTICAL_SCAN))
 # Sources that must never leave in a shared feed: labs, NAT artefacts, the demo.
 _NOT_SHARED = "ARRAY['loopback_source', 'private_source', 'reserved_source', 'demo']::text[]"
 # What `classify` needs, in this order: failed, succeeded, files, ports, sensors.
@@ -60,42 +54,12 @@ def _top(column: str) -> str:
     )
 
 
-def _counts(items: list[dict[str, Any]] | None) -> list[Count]:
-    return [Count(item["value"], item["count"]) for item in items or []]
-
-
 async def query_incidents(read: Read, query: IncidentQuery) -> list[Incident]:
-    where, params = [], []
-    for column, value in (("kind", query.kind), ("status", query.status)):
-        if value is not None:
-            where.append(f"{column} = %s")
-            params.append(str(value))
-    if query.since is not None:
-        where.append("last_seen >= %s")
-        params.append(query.since)
-    if query.until is not None:
-        where.append("opened_at < %s")
-        params.append(query.until)
-    if query.source is not None:
-        where.append("(key = %s OR sources @> ARRAY[%s]::text[])")
-        params.extend([query.source, query.source])
-    sql = "SELECT body FROM incidents"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY last_seen DESC, id LIMIT %s"
-    params.append(query.limit)
-    return [_incident_decoder.decode(row[0]) for row in await read(sql, params)]
+    return await incident_sql.query_incidents(read, query, DIALECT)
 
 
 async def get_incident(read: Read, incident_id: str) -> Incident | None:
-    rows = await read("SELECT body FROM incidents WHERE id = %s", [incident_id])
-    return _incident_decoder.decode(rows[0][0]) if rows else None
-
-
-async def _incident_refs(read: Read, where: str, params: list[Any]) -> list[IncidentRef]:
-    rows = await read(f"SELECT id, kind, status, opened_at FROM incidents WHERE {where} "
-                      "ORDER BY opened_at DESC LIMIT 200", params)
-    return [IncidentRef(id=i, kind=k, status=s, opened_at=t) for i, k, s, t in rows]
+    return await incident_sql.get_incident(read, incident_id, DIALECT)
 
 
 async def attacker_profile(read: Read, ip: str, limit: int) -> AttackerProfile | None:
@@ -117,16 +81,16 @@ async def attacker_profile(read: Read, ip: str, limit: int) -> AttackerProfile |
         return None
     (first, last, n, country, city, asn, org, failed, succeeded, files, ports, sensor_count,
      sensors, port_counts, protocols, credentials, commands, urls, digests) = rows[0]
-    incidents = await _incident_refs(read, "key = %s OR sources @> ARRAY[%s]::text[]", [ip, ip])
+    incidents = await incident_refs(read, "key = %s OR sources @> ARRAY[%s]::text[]", [ip, ip])
     counts = ActivityCounts(
         failed_logins=failed, successful_logins=succeeded, files=files, ports=ports, sensors=sensor_count,
-        scan_incidents=sum(1 for i in incidents if i.kind in _SCANS),
+        scan_incidents=sum(1 for i in incidents if i.kind in SCANS),
     )
     return AttackerProfile(
         ip=ip, first_seen=first, last_seen=last, event_count=n, sensor_count=len(sensors or []),
-        sensors=sensors or [], ports=_counts(port_counts), protocols=_counts(protocols),
-        credentials=[Credential(**c) for c in credentials or []], commands=_counts(commands), urls=_counts(urls),
-        sha256=_counts(digests), country=country, city=city, asn=asn, org=org,
+        sensors=sensors or [], ports=count_items(port_counts), protocols=count_items(protocols),
+        credentials=[Credential(**c) for c in credentials or []], commands=count_items(commands), urls=count_items(urls),
+        sha256=count_items(digests), country=country, city=city, asn=asn, org=org,
         incidents=incidents, classification=classify(counts), counts=counts,
     )
 
@@ -150,10 +114,10 @@ async def malware_profile(read: Read, sha256: str, limit: int) -> MalwareProfile
     ]
     return MalwareProfile(
         sha256=sha256, md5=md5s or [], first_seen=first, last_seen=last, event_count=n, source_count=source_count,
-        sources=_counts(sources), sightings=spread,
+        sources=count_items(sources), sightings=spread,
         curve=[CurvePoint(s.first_seen, i) for i, s in enumerate(spread, start=1)],
-        doubling_seconds=doubling_seconds([s.first_seen for s in spread]), urls=_counts(urls),
-        incidents=await _incident_refs(read, "kind = 'epidemic' AND key = %s", [sha256]),
+        doubling_seconds=doubling_seconds([s.first_seen for s in spread]), urls=count_items(urls),
+        incidents=await incident_refs(read, "kind = 'epidemic' AND key = %s", [sha256]),
     )
 
 
@@ -179,7 +143,7 @@ async def attacker_summaries(
     for ip, first, last, n, country, asn, failed, succeeded, files, ports, sensors in rows:
         seen_in = kinds.get(ip, set())
         roles = classify(ActivityCounts(failed_logins=failed, successful_logins=succeeded, files=files, ports=ports,
-                                        sensors=sensors, scan_incidents=len(seen_in & set(_SCANS))))
+                                        sensors=sensors, scan_incidents=len(seen_in & set(SCANS))))
         found.append(AttackerSummary(
             ip=ip, first_seen=first, last_seen=last, event_count=n, sensor_count=sensors,
             country=country, asn=asn, tags=[*map(str, roles), *sorted(seen_in)],
