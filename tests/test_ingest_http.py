@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -120,6 +122,22 @@ def test_oversize_bodies_are_refused(server: RunningServer) -> None:
     response = post(server, token, bomb, **{"Content-Encoding": "gzip"})
     assert response.status_code == 413
     assert "decompressed" in response.json()["error"]
+
+
+@pytest.mark.parametrize("backend", ["duckdb"], indirect=True)  # refused before the store is touched
+def test_oversize_body_413_reaches_a_client_that_is_still_sending(server: RunningServer) -> None:
+    """urllib sends the whole body before it reads the answer: a 413 sent before the body was
+    read used to reach it as a connection reset."""
+    token = server.add_sensor("s1")
+    body = b"{}\n" * (11_000_000 // 3)  # 11 MB, over the default 10 MiB
+    url = f"{server.url}api/v1/ingest/cowrie"
+    for data in (body, iter([body[i:i + 65536] for i in range(0, len(body), 65536)])):  # declared, then chunked
+        request = urllib.request.Request(url, data=data, method="POST", headers={"Authorization": f"Bearer {token}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == 413
+        assert "exceeds the limit of 10485760 bytes" in json.loads(refused.value.read())["error"]
+    assert post(server, token, ndjson(cowrie_records_with_public_sources()[:3])).status_code == 200
 
 
 def test_gzip_and_json_array_bodies(server: RunningServer) -> None:

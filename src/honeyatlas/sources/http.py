@@ -5,7 +5,9 @@ rejected record (dead-letter store) is durably committed; a client that gets no 
 retry. Refusals, in the order they are checked: 404 unknown format, 429 with Retry-After
 when the server is saturated (too many ingest requests in flight, or the store queue full:
 checked before the token and before the body is read, so a refusal costs its headers, never
-its decoding), 401 bad token, 413 body or decompressed body or record count over the limit,
+its decoding), 401 bad token, 413 body or decompressed body or record count over the limit
+(a body up to twice `ingest.max_body_bytes` is read and dropped first, so that the client,
+still sending, gets the 413 and not a connection reset),
 400 undecodable body (kept as a dead letter), 429 again when the batch does not fit, 503
 with Retry-After when the store (or, in an ingest process, the bus) fails. Every Retry-After
 is `ingest.retry_after_seconds` (a full pipeline's 429 carries the same value, from the
@@ -278,14 +280,29 @@ def ingest_route(
 
 
 async def _read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
+    """The body, or a 413 when it is over `limit` bytes.
+
+    A body over the limit by at most `limit` more bytes is read to its end and dropped before
+    the 413 (memory: still at most `limit`): answering while the client is still sending
+    leaves unread bytes behind, the server then closes with a TCP reset, and clients that
+    finish sending before they read (Python's urllib) report the reset instead of the 413. A longer body is not worth
+    reading: it gets its 413 at once, and such a client sees a reset."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyError(413, f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    declared = declared if declared is not None and declared.isdigit() else None
+    too_large = BodyError(413, f"body {f'of {declared} bytes ' if declared else ''}exceeds the limit of {limit} bytes")
+    drain_limit = 2 * limit
+    if declared is not None and int(declared) > drain_limit:
+        raise too_large
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            raise BodyError(413, f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        elif size > drain_limit:
+            break
+        else:
+            chunks.clear()
+    if size > limit:
+        raise too_large
     return b"".join(chunks)
