@@ -55,6 +55,9 @@ def test_full_stream_means_429_and_nothing_lost(
                     assert response.status_code == 200, response.text
                     accepted.append(body)
             assert len(accepted) == 5 and len(refused) == 7  # the stream holds 5 batches, no more
+            health = client.get(f"http://127.0.0.1:{port}/api/v1/health").json()
+            assert health["role"] == "ingest" and health["store"]["schema_version"] is None  # no database here
+            assert client.get(f"http://127.0.0.1:{port}/api/v1/events").status_code == 404  # no queries either
             metrics = client.get(f"http://127.0.0.1:{port}/metrics").text
             assert 'honeyatlas_bus_publish_refused_total{reason="stream_full"}' in metrics
             worker.start()

@@ -98,7 +98,6 @@ class IngestRole(RoleBase):
         super().__init__(config, "ingest")
         self.geoip = build_geoip(config, self.metrics)
         self.registry = registry_for(config)
-        self.store = open_store(config, self.metrics)  # for health only: nothing is written from here
         receipts = IdsAreTheReceipt()
         self.idempotency = IdempotencyStore(
             config.data_dir / "idempotency.sqlite3", ttl_seconds=config.ingest.idempotency_ttl_seconds,
@@ -121,7 +120,7 @@ class IngestRole(RoleBase):
         self._holder = _holder("ingest")
         self._lease_task: asyncio.Task[None] | None = None
         self.app = create_ingest_app(
-            WebContext(registry=self.registry, store=self.store, backlog=self.sink, metrics=self.metrics,
+            WebContext(registry=self.registry, store=None, backlog=self.sink, metrics=self.metrics,
                        ingest_settings=config.ingest, formats=self.pipeline.formats(),
                        geoip_status=lambda: geoip_status(self.geoip), role="ingest"),
             IngestContext(pipeline=self.pipeline, registry=self.registry, receipts=receipts, metrics=self.metrics,
@@ -135,7 +134,6 @@ class IngestRole(RoleBase):
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         self.registry.open()
         self.idempotency.open()
-        await self.store.start()
         self.geoip.open()
         await self.bus.start()
         await self.sources.start(pulling=False)
@@ -177,7 +175,6 @@ class IngestRole(RoleBase):
         if self.demo is not None:
             await self.demo.stop()
         await self.bus.stop()
-        await self.store.stop()
         self.geoip.close()
         self.idempotency.close()
         self.registry.close()

@@ -37,7 +37,7 @@ class WebContext:
     web role (PostgreSQL, a hub fed from the bus)."""
 
     registry: SensorDirectory
-    store: Store
+    store: Store | None  # None in an ingest process: it serves no queries and writes nothing
     backlog: Backlog  # what health reports as pending: the store's queue, or the bus's
     metrics: Metrics
     ingest_settings: IngestConfig
@@ -47,6 +47,13 @@ class WebContext:
     role: str = "all"
     sharing_identity: str = "honeyatlas"  # who STIX and MISP exports say they come from
     started_monotonic: float = field(default_factory=time.monotonic)
+
+    @property
+    def reads(self) -> Store:
+        """The store the query routes read; only apps with queries are built with one."""
+        if self.store is None:
+            raise RuntimeError("this process serves no queries (an ingest process)")
+        return self.store
 
 
 class PipelineCounts(msgspec.Struct):
@@ -141,7 +148,7 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
             country=country.upper() if country else None, limit=limit,
             cursor=decode_cursor(cursor) if cursor else None,
         )
-        found = await ctx.store.query_events(query)
+        found = await ctx.reads.query_events(query)
         next_cursor = encode_cursor(found[-1]) if len(found) == limit else None
         return EventPage(events=found, next_cursor=next_cursor)
 
@@ -149,7 +156,7 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
          description="Exact, from rollups the store keeps up to date every few seconds plus the newest events.")
     async def summary(top: Annotated[int, QueryParameter(ge=1, le=100)] = 10) -> SummaryView:
         now = datetime.now(UTC)
-        found = await ctx.store.summary(now, top)
+        found = await ctx.reads.summary(now, top)
         counted = PipelineCounts(
             rejected=int(ctx.metrics.total("honeyatlas_records_rejected_total")),
             dropped=int(ctx.metrics.total("honeyatlas_records_dropped_total")),
@@ -187,7 +194,7 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
             )
         buckets = [HistogramBucket(start=first + i * width, count=0, kinds={} if by_kind else None)
                    for i in range(count)]
-        for bucket_start, kind, n in await ctx.store.histogram(start, end, bucket_seconds, by_kind):
+        for bucket_start, kind, n in await ctx.reads.histogram(start, end, bucket_seconds, by_kind):
             bucket = buckets[(bucket_start - first) // width]
             bucket.count += n
             if bucket.kinds is not None and kind is not None:
@@ -198,7 +205,7 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
          summary="Registered sensors: last seen, event rate, rejected records, status (active, silent...)")
     async def sensors() -> dict[str, list[SensorView]]:
         now = datetime.now(UTC)
-        activity = await ctx.store.sensor_activity(now)
+        activity = await ctx.reads.sensor_activity(now)
         silent_after = ctx.ingest_settings.sensor_silent_after_seconds
         views = []
         for s in ctx.registry.list():
@@ -227,7 +234,7 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
 
     @get("/api/v1/rejected", tags=["query"], summary="Most recent records kept in the dead-letter store")
     async def rejected(limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100) -> dict[str, list[DeadLetterView]]:
-        letters = await ctx.store.dead_letters(limit)
+        letters = await ctx.reads.dead_letters(limit)
         return {
             "rejected": [
                 DeadLetterView(
@@ -252,7 +259,7 @@ def ops_routes(ctx: WebContext) -> list[BaseRouteHandler]:
             "uptime_seconds": round(time.monotonic() - ctx.started_monotonic, 1),
             "role": ctx.role,
             "store": {
-                "schema_version": await ctx.store.schema_version(),
+                "schema_version": await ctx.store.schema_version() if ctx.store is not None else None,
                 "pending_events": ctx.backlog.pending_events,
             },
             "live": {"clients": ctx.live.client_count if ctx.live is not None else 0},

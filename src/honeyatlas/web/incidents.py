@@ -57,12 +57,12 @@ def incident_routes(ctx: WebContext) -> list[BaseRouteHandler]:
     ) -> IncidentList:
         query = IncidentQuery(kind=kind, status=status, since=query_time(since), until=query_time(until),
                               source=canonical_ip(source) if source else None, limit=limit)
-        return IncidentList(incidents=await ctx.store.query_incidents(query))
+        return IncidentList(incidents=await ctx.reads.query_incidents(query))
 
     @get("/api/v1/incidents/{incident_id:str}", tags=["correlation"],
          summary="One incident with its members and timeline")
     async def incident(incident_id: FromPath[str]) -> Incident:
-        found = await ctx.store.get_incident(incident_id[:64])
+        found = await ctx.reads.get_incident(incident_id[:64])
         if found is None:
             raise NotFoundException(f"no incident {incident_id[:64]!r}")
         return found
@@ -71,7 +71,7 @@ def incident_routes(ctx: WebContext) -> list[BaseRouteHandler]:
          summary="Attacker profile: activity, sensors, credentials, commands, payloads, incidents, classification")
     async def attacker(ip: FromPath[str], limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 20) -> AttackerProfile:
         address = canonical_ip(ip)
-        found = await ctx.store.attacker_profile(address, limit)
+        found = await ctx.reads.attacker_profile(address, limit)
         if found is None:
             raise NotFoundException(f"no events from {address}")
         return found
@@ -80,7 +80,7 @@ def incident_routes(ctx: WebContext) -> list[BaseRouteHandler]:
          summary="Malware sample: where and when it was seen, by whom, and its spread")
     async def malware(sha256: FromPath[str], limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 20) -> MalwareProfile:
         digest = canonical_sha256(sha256)
-        found = await ctx.store.malware_profile(digest, limit)
+        found = await ctx.reads.malware_profile(digest, limit)
         if found is None:
             raise NotFoundException(f"no events with sample {digest}")
         return found

@@ -39,10 +39,10 @@ def sharing_routes(ctx: WebContext) -> list[BaseRouteHandler]:
 
     async def rows(start: datetime, end: datetime, *, min_sensors: int = 1, limit: int = MAX_ROWS
                    ) -> list[AttackerSummary]:
-        return await ctx.store.attacker_summaries(since=start, until=end, min_sensors=min_sensors, limit=limit)
+        return await ctx.reads.attacker_summaries(since=start, until=end, min_sensors=min_sensors, limit=limit)
 
     async def incident_and_rows(incident_id: str) -> tuple[Incident, list[AttackerSummary]]:
-        incident = await ctx.store.get_incident(incident_id[:64])
+        incident = await ctx.reads.get_incident(incident_id[:64])
         if incident is None:
             raise NotFoundException(f"no incident {incident_id[:64]!r}")
         start = incident.opened_at - timedelta(seconds=incident.window_seconds)
@@ -70,7 +70,7 @@ def sharing_routes(ctx: WebContext) -> list[BaseRouteHandler]:
         since: FromQuery[datetime | None] = None, until: FromQuery[datetime | None] = None
     ) -> Response[Any]:
         start, end = _range(since, until)
-        incidents = await ctx.store.query_incidents(IncidentQuery(since=start, until=end, limit=1000))
+        incidents = await ctx.reads.query_incidents(IncidentQuery(since=start, until=end, limit=1000))
         bundle = stix_bundle(incidents=incidents, attackers=await rows(start, end), identity_name=identity,
                              generated_at=datetime.now(UTC))
         return Response(bundle, media_type=STIX_TYPE)
