@@ -1,6 +1,6 @@
 """Correlation against ground truth: precision, recall and delay per detector, determinism, bounded state.
 
-For each committed scenario of `honeyatlas simulate` (baseline, dense, slow-epidemic):
+For each committed scenario of `honeyatlas simulate` (baseline, dense, slow-epidemic, realistic):
 1. the labelled trace is written into the scratch directory (`write_simulation`, as the CLI does);
 2. a real `Service` (DuckDB store in the scratch directory, GeoIP, live hub; no listeners)
    registers the trace's sensors, and the trace is fed to `pipeline.ingest` in event-time
@@ -60,9 +60,10 @@ if TYPE_CHECKING:  # the store and the web stack are imported where used: the bo
     from honeyatlas.pipeline import IngestResult
     from honeyatlas.service import Service
 
-SCENARIOS = ["baseline", "dense", "slow-epidemic"]
+SCENARIOS = ["baseline", "dense", "slow-epidemic", "realistic"]
 # Smoke: the same plants in a thinner, shorter background, so a run takes seconds.
-SMOKE = {"baseline": (1800.0, 2.0), "dense": (1200.0, 6.0), "slow-epidemic": (10 * 86400.0, 0.004)}
+SMOKE = {"baseline": (1800.0, 2.0), "dense": (1200.0, 6.0), "slow-epidemic": (10 * 86400.0, 0.004),
+         "realistic": (3 * 3600.0, 1.0)}
 SEED = 1
 MAX_BATCH = 50
 IN_FLIGHT = 256

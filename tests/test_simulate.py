@@ -18,7 +18,7 @@ import pytest
 from honeyatlas.cli import main
 from honeyatlas.config import CorrelationConfig
 from honeyatlas.incident import IncidentKind
-from honeyatlas.sources.simulate import SimulationOptions, Truth, plan_simulation, write_simulation
+from honeyatlas.sources.simulate import SimulationOptions, Truth, plan_simulation, world, write_simulation
 from honeyatlas.sources.simulate.truth import Limits, expectations, first_reach
 
 SMALL = ["--duration-seconds", "900", "--rate", "3"]
@@ -194,3 +194,39 @@ def test_first_reach_counts_members_whose_latest_hit_is_within_the_window() -> N
     assert first_reach([(0, "a"), (10, "b"), (21, "c")], 3, 20) is None  # "a" left the window
     assert first_reach([(0, "a"), (10, "b"), (15, "a"), (30, "c")], 3, 20) == 30  # "a" came back at 15
     assert first_reach([(0, "a"), (1, "a"), (2, "a")], 2, 100) is None
+
+
+def test_realistic_background_looks_alike_but_the_truth_tells_campaigns_apart(tmp_path: Path) -> None:
+    """The realistic scenario (thinner background, same plants): over 1,000 background sources
+    whose library banners, dictionary credentials, recon commands and public hosts meet the
+    plain campaign definition, which the truth lists as look-alikes, never as expectations;
+    planted campaigns of 8-15 sources after the warm-up; research scanners at every sensor."""
+    options = SimulationOptions(scenario="realistic", rate_events_per_second=1.0)
+    plan = plan_simulation(options, CorrelationConfig())
+    truth = write_simulation(plan, tmp_path)
+    names, items, _ = read_trace(tmp_path)
+    limits = Limits.of(CorrelationConfig())
+    assert truth.counts.background_sources >= 1000
+    warmup_end = truth.start + timedelta(seconds=plan.scenario.warmup_seconds)
+    for entity in truth.entities:
+        assert entity.first >= warmup_end, entity.id
+        if entity.plant.startswith("campaign_") or entity.plant == "botnet":
+            assert 8 <= len(entity.sources) <= 15, entity.id
+        if entity.plant == "research_scanner":
+            assert len(entity.sensors) == len(names)
+    whole = {(k, key, q): hit for k, key, q, hit in expectations(items, limits, names)}
+    expected = {(e.kind, e.key, e.qualifier): e.defining_hit for entity in truth.entities for e in entity.expect}
+    assert {k: EPOCH + timedelta(milliseconds=whole[k]) for k in expected} == expected  # planted: as alone
+    dictionary = {f"{u}/{p}" for u, p in world.DICTIONARY}
+    recon = {c for commands in world.RECON_SETS for c in commands}
+    listed = {(x.qualifier, x.key) for x in truth.lookalikes}
+    extra = [(key, q) for (kind, key, q) in whole if (kind, key, q) not in expected]
+    assert {str(kind) for kind, _, _ in (k for k in whole if k not in expected)} == {"campaign"}
+    assert len(extra) >= 10  # the plain definition opens on the look-alikes: what issue 15 is about
+    for key, q in extra:
+        if q == "credentials":
+            assert set(key.split(", ")) <= dictionary, key
+        elif q == "commands":
+            assert set(key.split(" ; ")) <= recon, key
+        else:
+            assert (q, key) in listed, (q, key)

@@ -27,8 +27,10 @@
       ""; `defining_hit` the event time of the hit that reaches the threshold (the k-th
       distinct sensor, port or source within the window), which is the incident's `opened_at`;
     - `expect_none`: incidents it comes close to but must not open, `{kind, key, qualifier, reason}`.
-  The background satisfies no definition (`noise`), so an incident that no entity expects
-  is a false positive. A horizontal scan over k sensors is also a multi-sensor attacker,
+  - `lookalikes` (realistic background only): fingerprint values unrelated bots share,
+    `{qualifier, key, reason}`; they are no campaign.
+  The background satisfies no definition (`noise`), except the realistic one's look-alikes,
+  so an incident that no entity expects is a false positive. A horizontal scan over k sensors is also a multi-sensor attacker,
   and a botnet also an epidemic once its sample is at E sensors: `expect` lists both.
 
 `--rate` is the background's average events per second of event time; planted entities
@@ -54,7 +56,7 @@ from honeyatlas.config import CorrelationConfig
 from honeyatlas.sources.simulate.noise import Noise
 from honeyatlas.sources.simulate.plants import Planner
 from honeyatlas.sources.simulate.scenarios import PLANTS, SCENARIOS, Scenario
-from honeyatlas.sources.simulate.truth import Counts, Entity, Limits, Truth
+from honeyatlas.sources.simulate.truth import Counts, Entity, Limits, Truth, lookalikes
 from honeyatlas.sources.simulate.world import Item, SensorSpec, SimulationError, sensor_specs
 
 __all__ = [
@@ -248,6 +250,7 @@ def _truth(plan: Plan, trace: Trace, events: int) -> Truth:
         start=_EPOCH + timedelta(milliseconds=plan.start_ms), end=_EPOCH + timedelta(milliseconds=plan.end_ms),
         duration_seconds=s.duration_seconds, rate_events_per_second=s.rate_events_per_second, sensors=s.sensors,
         thresholds=msgspec.structs.asdict(plan.correlation), counts=counts, entities=plan.entities,
+        lookalikes=lookalikes(plan.limits) if "bot" in s.noise_mix else [],
     )
 
 

@@ -8,6 +8,11 @@ Sources arrive as a Poisson process; each is one actor (ssh, telnet, web or prob
   of millions, every command sequence a command with 32 random bits, every download comes
   from a host of its own, and its SSH banners are the ones the detector ignores;
 - drops only samples of its own (one sensor each).
+
+Except the `bot` actor of the realistic background, which shares what unrelated bots
+really share (`world.LIBRARY_BANNERS`, `DICTIONARY`, `MIRAI_LISTS`, `RECON_SETS`,
+`PUBLIC_HOSTS`): its look-alike groups satisfy the plain campaign definition, and the
+truth lists them as `lookalikes`, never as expectations.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from honeyatlas.sources.simulate.truth import Limits
 from honeyatlas.sources.simulate.world import Addresses, Item
 
 # Mean events of one session of each actor, to turn an event rate into an arrival rate.
-MEAN_EVENTS = {"ssh": 4.05, "telnet": 2.64, "web": 2.5, "probe": 1.15}
+MEAN_EVENTS = {"bot": 6.0, "ssh": 4.05, "telnet": 2.64, "web": 2.5, "probe": 1.15}
 MEAN_SESSION_GAP_MS = 15 * 60 * 1000
 
 
@@ -103,6 +108,8 @@ class Noise:
                                        port=self._port(used, second), protocol=None, steps=[world.probe()],
                                        with_id=False)
             return items
+        if kind == "bot":
+            return self._bot(source, sensor, t, used)
         if kind == "web":
             port = self._port(used, world.pick(rng, (80, 80, 8080, 8000, 443)))
             steps = [world.web(rng) for _ in range(world.between(rng, 1, 4))]
@@ -130,3 +137,26 @@ class Noise:
                 steps.append(world.download(f"http://{host}/{world.pick(rng, world.WORDS)}", world.sha256(rng)))
         return world.session(rng, source=source, sensor=sensor, start_ms=t, port=port,
                              protocol="ssh" if ssh else "telnet", steps=steps)
+
+    def _bot(self, source: str, sensor: int, t: int, used: set[int]) -> list[Item]:
+        """An SSH bot as real honeynets see thousands: a library banner, dictionary credentials
+        (a random subset in random order, or a Mirai list in its order), common recon, and a
+        file from a public host or one of its own."""
+        rng = self._rng
+        port = self._port(used, 22 if rng.random() < 0.85 else 2222)
+        steps = [world.banner(world.library_banner(rng))]
+        if rng.random() < 0.15:
+            pairs = world.pick(rng, world.MIRAI_LISTS)[: world.between(rng, 3, 5)]
+        else:
+            pairs = list(dict.fromkeys(world.dictionary_pair(rng) for _ in range(world.between(rng, 2, 8))))
+        success = rng.random() < 0.15
+        steps += [world.login(user, password, success and i == len(pairs) - 1) for i, (user, password) in enumerate(pairs)]
+        if success:
+            commands = [*world.pick(rng, world.RECON_SETS), *(world.token_command(rng) for _ in range(world.between(rng, 0, 2)))]
+            steps += [world.command(c) for c in commands]
+            if rng.random() < 0.35:
+                host = (world.pick(rng, world.PUBLIC_HOSTS) if rng.random() < 0.6
+                        else f"{world.pick(rng, world.WORDS)}-{rng.getrandbits(40):010x}.example.net")
+                steps.append(world.download(f"https://{host}/{rng.getrandbits(32):08x}/{world.pick(rng, world.WORDS)}.sh",
+                                            world.sha256(rng)))
+        return world.session(rng, source=source, sensor=sensor, start_ms=t, port=port, protocol="ssh", steps=steps)

@@ -49,7 +49,7 @@ class Planner:
         self.addresses = Addresses(world.PLANT_BLOCKS)
         self._builders: dict[str, Callable[[_Built], bool]] = {
             "multi_sensor": self._multi_sensor, "horizontal_scan": self._horizontal_scan,
-            "vertical_scan": self._vertical_scan, "botnet": self._botnet, "epidemic": self._epidemic,
+            "vertical_scan": self._vertical_scan, "research_scanner": self._research_scanner, "botnet": self._botnet, "epidemic": self._epidemic,
             "near_multi_sensor": self._near_multi_sensor, "near_multi_sensor_spread": self._near_multi_sensor_spread,
             "near_vertical_scan": self._near_vertical_scan, "near_horizontal_scan": self._near_horizontal_scan,
             "near_campaign": self._near_campaign, "near_campaign_spread": self._near_campaign_spread,
@@ -65,7 +65,7 @@ class Planner:
             return None
         rng = self._rng
         span = max(t for t, _, _ in built.items)
-        earliest = self._duration_ms // 100
+        earliest = max(self._duration_ms // 100, round(self._scenario.warmup_seconds * 1000))
         offset = self._start_ms + rng.randint(earliest, max(earliest, self._duration_ms * 98 // 100 - span))
         items = sorted(((t + offset, s, r) for t, s, r in built.items), key=lambda item: item[0])
         found = {(kind, key, qualifier): hit for kind, key, qualifier, hit in expectations(items, self._limits, self._names)}
@@ -205,6 +205,14 @@ class Planner:
             built.intended.append((IncidentKind.VERTICAL_SCAN, source, self._names[sensor]))
         return True
 
+    def _research_scanner(self, built: _Built) -> bool:
+        """Every sensor on a few ports within a minute, as Censys- or Shodan-like scanners do."""
+        source = self.addresses.next()
+        self._sweep(built, source, list(range(self._n)), [22, 80, 443], 0)
+        built.intended.append((IncidentKind.MULTI_SENSOR, source, ""))
+        built.intended += [(IncidentKind.HORIZONTAL_SCAN, source, str(port)) for port in (22, 80, 443)]
+        return True
+
     def _near_vertical_scan(self, built: _Built) -> bool:
         source = self.addresses.next()
         sensor = self._rng.randrange(self._n)
@@ -284,6 +292,12 @@ class Planner:
             else:
                 built.items += self._member_session(source, self._rng.randrange(self._n), t, values, sample)
 
+    def _member_count(self) -> int:
+        members = self._scenario.campaign_members
+        if members is None:
+            return self._limits.campaign_sources + self._rng.randrange(8)
+        return self._rng.randint(max(members[0], self._limits.campaign_sources), max(members))
+
     def _starts(self, members: int) -> list[int]:
         low, high = self._scenario.campaign_spread_share
         spread = min(int(self._rng.uniform(low, high) * self._limits.campaign_window_ms), self._duration_ms * 45 // 100)
@@ -292,8 +306,7 @@ class Planner:
     def _campaign(self, built: _Built, fingerprints: list[Fingerprint], *, sample: bool = False, roam: float = 0.0) -> bool:
         values = self._fingerprint_values(fingerprints)
         digest = self._unique(lambda: world.sha256(self._rng)) if sample else None
-        self._members(built, values, self._starts(self._limits.campaign_sources + self._rng.randrange(8)),
-                      sample=digest, roam=roam)
+        self._members(built, values, self._starts(self._member_count()), sample=digest, roam=roam)
         for fingerprint, value in values.items():
             built.intended.append((IncidentKind.CAMPAIGN, _value(fingerprint, value), str(fingerprint)))
         return True

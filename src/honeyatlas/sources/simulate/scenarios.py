@@ -25,6 +25,8 @@ PLANTS: dict[str, str] = {
     "botnet": "C to C+7 sources share a banner, a credential list, a command sequence and a download host and drop "
     "one sample: four campaigns and, once the sample is at E sensors, an epidemic; with overlap some members "
     "also roam k sensors (multi-sensor attackers)",
+    "research_scanner": "a research scanner: one source probes ports 22, 80 and 443 of every sensor within a "
+    "minute (horizontal scans and a multi-sensor attacker by definition)",
     "epidemic": "one sample reaches E to E+8 sensors, one new delivering source per sensor, spreading over hours",
     "near_multi_sensor": "negative: one busy source at k-1 sensors",
     "near_multi_sensor_spread": "negative: one source visits k sensors, spaced so that no k fall within the window",
@@ -38,6 +40,9 @@ PLANTS: dict[str, str] = {
 }
 
 NOISE_ACTORS = {
+    "bot": "realistic SSH bot: a library banner (SSH-2.0-Go, libssh, paramiko, ...), 2-8 pairs of a common "
+    "dictionary in random order or a Mirai list in its order, on success a common recon set and sometimes a file "
+    "from a public host (raw.githubusercontent.com, pastebin.com, ...)",
     "ssh": "banner (stock OpenSSH/PuTTY), 1-8 login attempts, rarely a shell with a few commands and a download",
     "telnet": "1-4 login attempts, rarely a few commands",
     "web": "1-4 HTTP requests for common paths",
@@ -57,9 +62,12 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True):
     overlap: float = 0.0  # share of scanners and botnet members that do two things at once
     epidemic_spread_seconds: tuple[float, float] = (1200.0, 5400.0)  # first to last sensor
     campaign_spread_share: tuple[float, float] = (0.1, 0.6)  # first to last member, share of the window
+    campaign_members: tuple[int, int] | None = None  # sources of a planted campaign; None: C to C+7
+    warmup_seconds: float = 0.0  # background only before this: what the detectors learn from first
 
 
 _MIX = {"ssh": 0.45, "telnet": 0.15, "web": 0.2, "probe": 0.2}
+_REALISTIC_MIX = {"bot": 0.45, "ssh": 0.05, "telnet": 0.1, "web": 0.2, "probe": 0.2}
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
@@ -100,6 +108,19 @@ SCENARIOS: dict[str, Scenario] = {
                 "epidemic": 30, "near_multi_sensor": 3, "near_multi_sensor_spread": 3, "near_vertical_scan": 3,
                 "near_horizontal_scan": 3, "near_campaign": 6, "near_campaign_spread": 4, "near_epidemic": 10,
                 "near_epidemic_spread": 5,
+            },
+        ),
+        Scenario(
+            name="realistic",
+            description="20 sensors, three hours, a background of SSH bots that share library banners, dictionary "
+            "credentials, Mirai lists, recon commands and public download hosts, and research scanners at every "
+            "sensor; planted campaigns of 8-15 sources after the first hour",
+            sensors=20, rate_events_per_second=6.0, duration_seconds=3 * 3600.0, noise_mix=_REALISTIC_MIX,
+            overlap=0.2, campaign_members=(8, 15), warmup_seconds=3600.0,
+            plants={
+                "multi_sensor": 10, "horizontal_scan": 5, "vertical_scan": 5, "campaign_credentials": 6,
+                "campaign_commands": 6, "campaign_download_host": 6, "campaign_client_version": 6, "botnet": 4,
+                "research_scanner": 3, "epidemic": 6, "near_multi_sensor": 3, "near_campaign": 6, "near_epidemic": 3,
             },
         ),
         Scenario(

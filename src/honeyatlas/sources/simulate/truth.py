@@ -17,6 +17,7 @@ import msgspec
 
 from honeyatlas.config import CorrelationConfig
 from honeyatlas.incident import Fingerprint, IncidentKind
+from honeyatlas.sources.simulate import world
 from honeyatlas.sources.simulate.world import Item
 
 
@@ -79,6 +80,35 @@ class Entity(msgspec.Struct, frozen=True, kw_only=True):
     expect_none: list[NearMiss]
 
 
+class Lookalike(msgspec.Struct, frozen=True, kw_only=True):
+    """A group of unrelated background sources that share a fingerprint value without being
+    coordinated (the realistic background): a campaign on it is a false positive."""
+
+    qualifier: str  # the fingerprint type
+    key: str  # the fingerprint value; "" for a family of values the reason describes
+    reason: str
+
+
+def lookalikes(limits: Limits) -> list[Lookalike]:
+    """What the `bot` background actors share (noise.Noise._bot draws from these lists)."""
+    found = [Lookalike(qualifier=str(Fingerprint.CLIENT_VERSION), key=banner, reason="client library banner")
+             for banner, _ in world.LIBRARY_BANNERS if not banner.startswith(limits.ignored_banners)]
+    for pairs in world.MIRAI_LISTS:
+        if len(pairs) >= limits.credential_count:
+            key = ", ".join(sorted(f"{u}/{p}" for u, p in pairs[: limits.credential_count]))
+            found.append(Lookalike(qualifier=str(Fingerprint.CREDENTIALS), key=key,
+                                   reason="Mirai-family list, tried in its order by unrelated bots"))
+    found.append(Lookalike(qualifier=str(Fingerprint.CREDENTIALS), key="",
+                           reason=f"any {limits.credential_count} pairs of the common dictionary: bots try random subsets"))
+    for commands in world.RECON_SETS:
+        if len(commands) >= limits.command_count:
+            found.append(Lookalike(qualifier=str(Fingerprint.COMMANDS), key=" ; ".join(commands[: limits.command_count]),
+                                   reason="common recon commands"))
+    found += [Lookalike(qualifier=str(Fingerprint.DOWNLOAD_HOST), key=host, reason="public host used by unrelated bots")
+              for host in world.PUBLIC_HOSTS]
+    return found
+
+
 class Counts(msgspec.Struct, frozen=True, kw_only=True):
     events: int = 0
     background_events: int = 0
@@ -104,6 +134,7 @@ class Truth(msgspec.Struct, frozen=True, kw_only=True):
     thresholds: dict[str, object]  # the correlation options the truth follows
     counts: Counts
     entities: list[Entity]
+    lookalikes: list[Lookalike] = []  # realistic background: shared values that are no campaign
 
 
 # --------------------------------------------------------------------------- the definitions

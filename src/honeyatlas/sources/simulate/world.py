@@ -133,6 +133,56 @@ _STOCK_SUFFIXES = {"OpenSSH": ["7.4", "8.2p1 Ubuntu-4ubuntu0.5", "8.4p1 Debian-5
                    "PuTTY": ["_Release_0.76", "_Release_0.78", "_Release_0.80"]}
 
 
+# The realistic background (`bot` actors): what unrelated SSH bots really share. Weights are
+# rough shares seen on public honeynets: most bots speak through a client library.
+LIBRARY_BANNERS = [
+    ("SSH-2.0-Go", 0.34), ("SSH-2.0-libssh_0.9.6", 0.12), ("SSH-2.0-libssh2_1.10.0", 0.08),
+    ("SSH-2.0-libssh2_1.4.3", 0.05), ("SSH-2.0-paramiko_3.4.0", 0.07), ("SSH-2.0-paramiko_2.12.0", 0.03),
+    ("SSH-2.0-AsyncSSH_2.14.2", 0.04), ("SSH-2.0-JSCH-0.1.54", 0.03), ("SSH-2.0-OpenSSH_7.4", 0.08),
+    ("SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.6", 0.08), ("SSH-2.0-PuTTY_Release_0.80", 0.02),
+    ("SSH-2.0-Renci.SshNet.SshClient.0.0.1", 0.03), ("SSH-2.0-russh_0.40.2", 0.03),
+]
+# A common dictionary, most popular first (Zipf-like draws): every bot tries a subset of it.
+DICTIONARY = [
+    *COMMON_PAIRS, ("root", "1234"), ("root", "12345"), ("root", "qwerty"), ("root", "111111"),
+    ("admin", "password"), ("admin", "123456"), ("root", "default"), ("root", "ubnt"), ("ubnt", "ubnt"),
+    ("oracle", "oracle"), ("postgres", "postgres"), ("git", "git"), ("root", "changeme"), ("root", "P@ssw0rd"),
+    ("root", "abc123"), ("root", "raspberry"), ("admin", "admin123"), ("user", "123456"), ("root", "Passw0rd"),
+    ("root", "qwe123"), ("ftpuser", "ftpuser"), ("deploy", "deploy"), ("hadoop", "hadoop"), ("mysql", "mysql"),
+    ("root", "vizxv"), ("root", "xc3511"), ("admin", "7ujMko0admin"), ("root", "888888"), ("root", "54321"),
+]
+# Mirai-family bots carry one ordered list each, from leaked source: unrelated operators share it.
+MIRAI_LISTS = [
+    [("root", "xc3511"), ("root", "vizxv"), ("admin", "admin"), ("root", "888888"), ("root", "default")],
+    [("root", "root"), ("admin", "7ujMko0admin"), ("root", "54321"), ("support", "support"), ("root", "12345")],
+    [("admin", "password"), ("root", "admin"), ("ubnt", "ubnt"), ("root", "1234"), ("user", "user")],
+]
+RECON_SETS = [
+    ["uname -a", "cat /proc/cpuinfo", "nproc"],
+    ["uname -a", "nproc", "free -m", "whoami"],
+    ["cat /proc/cpuinfo | grep name | wc -l", "uname -a", "free -m"],
+    ["whoami", "uname -a", "cat /proc/cpuinfo", "lscpu"],
+    ["echo $SHELL", "uname -a", "nproc", "uptime"],
+    ["cat /etc/issue", "uname -a", "w"],
+]
+# Public hosts many unrelated bots fetch from (each bot its own file).
+PUBLIC_HOSTS = ["raw.githubusercontent.com", "pastebin.com", "transfer.sh", "github.com"]
+
+
+def library_banner(rng: random.Random) -> str:
+    draw = rng.random() * sum(w for _, w in LIBRARY_BANNERS)
+    for name, weight in LIBRARY_BANNERS:
+        draw -= weight
+        if draw < 0:
+            return name
+    return LIBRARY_BANNERS[-1][0]
+
+
+def dictionary_pair(rng: random.Random) -> tuple[str, str]:
+    """A pair of the common dictionary, the first ones far more often (rank ~ 1/x)."""
+    return DICTIONARY[min(int(len(DICTIONARY) ** rng.random()) - 1, len(DICTIONARY) - 1)]
+
+
 def stock_banners(ignored_prefixes: list[str]) -> list[str]:
     """Client banners the campaign detector is configured to ignore (empty if it ignores none)."""
     banners = []
