@@ -55,3 +55,26 @@ def test_file_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(bad, environ={})
     assert caught.value.key == "server.prot"
+
+
+@pytest.mark.parametrize("role", ["ingest", "worker", "web"])
+def test_a_cluster_role_says_what_it_needs(role: str) -> None:
+    with pytest.raises(ConfigError) as missing_bus:
+        load_config(environ={}, overrides={"server": {"role": role}})
+    assert missing_bus.value.key == "bus.url" and "nats://" in str(missing_bus.value)
+    with pytest.raises(ConfigError) as missing_store:
+        load_config(environ={}, overrides={"server": {"role": role}, "bus": {"url": "nats://127.0.0.1:4222"}})
+    assert missing_store.value.key == "storage.backend" and "postgresql" in str(missing_store.value)
+    config = load_config(environ={"HONEYATLAS_SERVER_ROLE": role, "HONEYATLAS_BUS_URL": "nats://127.0.0.1:4222",
+                                  "HONEYATLAS_STORAGE_BACKEND": "postgresql",
+                                  "HONEYATLAS_STORAGE_URL": "postgresql://u@127.0.0.1/db"})
+    assert (config.server.role, config.storage.backend) == (role, "postgresql")
+
+
+def test_workers_partition_by_source_address() -> None:
+    with pytest.raises(ConfigError) as index:
+        load_config(environ={}, overrides={"worker": {"index": 2, "count": 2}})
+    assert index.value.key == "worker.index"
+    with pytest.raises(ConfigError) as grouping:
+        load_config(environ={}, overrides={"worker": {"count": 2}, "correlation": {"multi_sensor_group_by": "asn"}})
+    assert grouping.value.key == "correlation.multi_sensor_group_by"
