@@ -178,8 +178,12 @@ class CorrelationConfig(_Section):
     campaign_credential_count: Annotated[int, Meta(ge=1, le=20)] = 3
     campaign_command_count: Annotated[int, Meta(ge=1, le=20)] = 3
     campaign_ignore_client_versions: list[str] = msgspec.field(
-        default_factory=lambda: ["SSH-2.0-OpenSSH_", "SSH-2.0-PuTTY"]
+        default_factory=lambda: ["SSH-2.0-OpenSSH_", "SSH-2.0-PuTTY", "SSH-2.0-Go", "SSH-2.0-libssh", "SSH-2.0-paramiko_",
+                                 "SSH-2.0-AsyncSSH_", "SSH-2.0-JSCH-", "SSH-2.0-Renci.SshNet."]
     )
+    campaign_background_half_life_seconds: Seconds = 6 * 3600.0
+    campaign_max_background_sources: Annotated[float, Meta(gt=0)] = 2.0
+    campaign_common_part_sources: Annotated[int, Meta(ge=2)] = 10
     epidemic_min_sensors: Annotated[int, Meta(ge=2)] = 3
     epidemic_window_seconds: Seconds = 7 * 86400.0
     max_sources: PositiveInt = 100_000

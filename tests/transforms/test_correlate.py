@@ -111,12 +111,12 @@ def test_campaign_on_commands_download_host_and_banner() -> None:
         events += [ev(src, sensor, n * 10 + i, kind=Kind.COMMAND, command=cmd, session=f"x{n}")
                    for i, cmd in enumerate(["cd /tmp", "uname  -a", "cat /proc/cpuinfo"])]
         events.append(ev(src, sensor, n * 10 + 5, kind=Kind.FILE_DOWNLOAD, url=f"http://evil.example:8080/b{n}.sh"))
-        events.append(ev(src, sensor, n * 10 + 6, client_version="SSH-2.0-Go"))
+        events.append(ev(src, sensor, n * 10 + 6, client_version="SSH-2.0-zbot_1.2"))
         events.append(ev(src, sensor, n * 10 + 7, client_version=f"SSH-2.0-OpenSSH_9.{n}"))
     found = {i.fingerprint: i for i in of_kind(c.observe(events), IncidentKind.CAMPAIGN)}
     assert found[Fingerprint.COMMANDS].key == "cd /tmp ; uname -a ; cat /proc/cpuinfo"
     assert found[Fingerprint.DOWNLOAD_HOST].key == "evil.example"
-    assert found[Fingerprint.CLIENT_VERSION].key == "SSH-2.0-Go"
+    assert found[Fingerprint.CLIENT_VERSION].key == "SSH-2.0-zbot_1.2"
     assert set(found) == {Fingerprint.COMMANDS, Fingerprint.DOWNLOAD_HOST, Fingerprint.CLIENT_VERSION}
 
 

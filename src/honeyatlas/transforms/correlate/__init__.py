@@ -72,10 +72,12 @@ BY_KEY = ("campaign", "epidemic")
 
 class Hit(msgspec.Struct, frozen=True, array_like=True):
     """A campaign fingerprint one event completed (`CampaignDetector.fingerprints`), passed
-    from the source's worker to the fingerprint's worker."""
+    from the source's worker to the fingerprint's worker; `common` carries the source
+    stage's finding that every part of it (credential pair, command) is common."""
 
     fingerprint: str
     value: str
+    common: bool = False
 
 
 class Correlator:
@@ -100,7 +102,9 @@ class Correlator:
                 credential_count=s.campaign_credential_count, command_count=s.campaign_command_count,
                 ignore_client_versions=s.campaign_ignore_client_versions, max_sessions=s.max_sessions,
                 max_fingerprints=s.max_fingerprints, max_hits_per_fingerprint=s.max_hits_per_source,
-                max_members=members,
+                max_members=members, background_half_life_seconds=s.campaign_background_half_life_seconds,
+                max_background_sources=s.campaign_max_background_sources,
+                common_part_sources=s.campaign_common_part_sources, max_parts=s.max_fingerprints,
             ),
             "epidemic": EpidemicDetector(
                 min_sensors=s.epidemic_min_sensors, window_seconds=s.epidemic_window_seconds,
@@ -151,6 +155,9 @@ class Correlator:
             credential_count=s.campaign_credential_count, command_count=s.campaign_command_count,
             ignore_client_versions=s.campaign_ignore_client_versions, max_sessions=s.max_sessions,
             max_fingerprints=1, max_hits_per_fingerprint=1, max_members=s.max_members_per_incident,
+            background_half_life_seconds=s.campaign_background_half_life_seconds,
+            max_background_sources=s.campaign_max_background_sources,
+            common_part_sources=s.campaign_common_part_sources, max_parts=s.max_fingerprints,
         )
 
     def observe_keyed(self, items: Iterable[tuple[Event, Hit | None]]) -> list[Incident]:
@@ -166,7 +173,7 @@ class Correlator:
                 if epidemic is not None:
                     self._track(epidemic, epidemic.observe(event), changed)
             elif isinstance(campaign, CampaignDetector) and event.src_ip is not None:
-                opened = campaign.hit(Fingerprint(hit.fingerprint), hit.value, event)
+                opened = campaign.hit(Fingerprint(hit.fingerprint), hit.value, event, common=hit.common)
                 self._track(campaign, [opened] if opened is not None else [], changed)
             self._advance(event, closed)
         return self._result(changed, closed)

@@ -49,8 +49,8 @@ class SourceStage:
                 items.append((self._route(event.sha256), event, None))
             if event.src_ip is None:
                 continue  # as CampaignDetector.observe: no source, no campaign member
-            for fingerprint, value in self._fingerprints.fingerprints(event):
-                items.append((self._route(value), event, Hit(str(fingerprint), value)))
+            for fingerprint, value, common in self._fingerprints.fingerprints(event):
+                items.append((self._route(value), event, Hit(str(fingerprint), value, common)))
         return items
 
     def take(self) -> list[KeyedItem]:
@@ -98,9 +98,9 @@ class WorkerCorrelation:
                 items.append((event, None))
             if event.src_ip is None:
                 continue
-            for fingerprint, value in self._replay_fingerprints.fingerprints(event):
+            for fingerprint, value, common in self._replay_fingerprints.fingerprints(event):
                 if self._route(value) in self.keys:
-                    items.append((event, Hit(str(fingerprint), value)))
+                    items.append((event, Hit(str(fingerprint), value, common)))
         produced.update({i.id: i for i in self.keyed.correlator.observe_keyed(items)})
         return produced
 

@@ -1,0 +1,113 @@
+"""Campaign keys that carry information (issue 15): background fingerprints and fingerprints
+made only of common parts open nothing, in one Correlator and split across workers; on the
+realistic simulated background every planted campaign opens and no library banner or
+dictionary credential set does."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from honeyatlas.adapters import RecordContext, load_adapters
+from honeyatlas.config import CorrelationConfig
+from honeyatlas.event import Event, Kind
+from honeyatlas.incident import Incident, IncidentKind
+from honeyatlas.sources import simulate
+from honeyatlas.sources.simulate import world
+from honeyatlas.transforms.correlate import Correlator, Hit
+from honeyatlas.transforms.correlate.stages import KeyedStage, SourceStage
+from tests.transforms.test_correlate import ev, of_kind
+
+Realistic = tuple[simulate.Truth, list[Incident], datetime]  # truth, final incidents, end of the warm-up
+DICTIONARY = [("root", "root"), ("admin", "admin"), ("root", "123456"), ("pi", "raspberry")]
+
+
+def logins(src: str, at: float, pairs: list[tuple[str, str]]) -> list[Event]:
+    return [ev(src, "s1", at + i, kind=Kind.LOGIN_ATTEMPT, username=u, password=p, session=f"{src}-{at}")
+            for i, (u, p) in enumerate(pairs)]
+
+
+def dictionary_background() -> list[Event]:
+    """20 unrelated bots try two pairs each (no list yet), one a minute: each pair is then
+    used by 10 sources, common."""
+    return [e for n in range(20) for e in logins(f"198.51.100.{n}", n * 60, [DICTIONARY[n % 4], DICTIONARY[(n + 1) % 4]])]
+
+
+def test_a_credential_list_of_common_pairs_opens_nothing_one_with_a_rare_pair_does() -> None:
+    c = Correlator(CorrelationConfig())
+    events = dictionary_background()
+    events += [e for n in range(6) for e in logins(f"203.0.113.{n}", 1300 + n * 30, DICTIONARY[:3])]
+    events += [e for n in range(6) for e in logins(f"192.0.2.{n}", 1300 + n * 30, [*DICTIONARY[:2], ("root", "k7#Qa")])]
+    [campaign] = of_kind(c.observe(events), IncidentKind.CAMPAIGN)
+    assert campaign.key == "admin/admin, root/k7#Qa, root/root"
+    assert campaign.sources[0] == "192.0.2.0"
+
+
+def test_a_fingerprint_that_trickled_in_before_its_window_is_background() -> None:
+    c = Correlator(CorrelationConfig())
+    banner = "SSH-2.0-russh_0.40.2"  # a library the default list does not know: learned
+    # one source every 20 minutes (never 5 within the hour), then a burst of 6
+    trickle = [ev(f"198.51.100.{n}", "s1", n * 1200, client_version=banner) for n in range(6)]
+    burst = [ev(f"203.0.113.{n}", "s2", 9000 + n * 10, client_version=banner) for n in range(6)]
+    fresh = [ev(f"192.0.2.{n}", "s3", 9000 + n * 10, client_version="SSH-2.0-zbot_1.2") for n in range(6)]
+    found = of_kind(c.observe([*trickle, *sorted(burst + fresh, key=lambda e: e.ts)]), IncidentKind.CAMPAIGN)
+    assert {i.key for i in found} == {"SSH-2.0-zbot_1.2"}
+    assert c.detectors["campaign"].background_refusals >= 1  # type: ignore[attr-defined]
+
+
+def test_the_source_stage_carries_common_in_the_hit() -> None:
+    settings = CorrelationConfig()
+    source, keyed = SourceStage(settings, route=lambda _: 0), KeyedStage(settings)
+    events = dictionary_background() + [e for n in range(6) for e in logins(f"203.0.113.{n}", 1300 + n * 30, DICTIONARY[:3])]
+    source.observe(events)
+    items = source.take()
+    hits = [hit for _, _, hit in items if hit is not None and hit.value == "admin/admin, root/123456, root/root"]
+    assert hits and all(hit.common for hit in hits[-6:])
+    assert Hit("credentials", "x", True) == Hit("credentials", "x", True)
+    assert not of_kind(keyed.observe([(e, h) for _, e, h in items]), IncidentKind.CAMPAIGN)
+
+
+@pytest.fixture(scope="module")
+def realistic(tmp_path_factory: pytest.TempPathFactory) -> Realistic:
+    out: Path = tmp_path_factory.mktemp("realistic")
+    options = simulate.SimulationOptions(scenario="realistic", rate_events_per_second=1.0)
+    plan = simulate.plan_simulation(options, CorrelationConfig())
+    truth = simulate.write_simulation(plan, out)
+    adapter = load_adapters()["event"]
+    received = datetime.now(UTC)
+    events: list[Event] = []
+    for line in (out / "trace.jsonl").read_text().splitlines():
+        item = json.loads(line)
+        ctx = RecordContext(sensor=item["sensor"], honeypot="tpot", received=received, timezone=UTC, raw=line)
+        events += adapter.adapt(item["record"], ctx)
+    latest = {i.id: i for i in Correlator(CorrelationConfig()).observe(events)}
+    return truth, list(latest.values()), truth.start + timedelta(seconds=plan.scenario.warmup_seconds)
+
+
+def test_every_planted_campaign_opens_on_the_realistic_background(realistic: Realistic) -> None:
+    truth, incidents, _ = realistic
+    opened = {(i.key, str(i.fingerprint)): i.opened_at for i in of_kind(incidents, IncidentKind.CAMPAIGN)}
+    expected = [e for entity in truth.entities for e in entity.expect if e.kind is IncidentKind.CAMPAIGN]
+    assert len(expected) >= 30
+    for e in expected:
+        assert (e.key, e.qualifier) in opened, e
+        assert timedelta(0) <= opened[(e.key, e.qualifier)] - e.defining_hit <= timedelta(seconds=5), e
+
+
+def test_no_campaign_on_a_library_banner_or_dictionary_credentials_alone(realistic: Realistic) -> None:
+    truth, incidents, warmup_end = realistic
+    campaigns = of_kind(incidents, IncidentKind.CAMPAIGN)
+    library = {banner for banner, _ in world.LIBRARY_BANNERS}
+    dictionary = {f"{u}/{p}" for u, p in world.DICTIONARY}
+    known = tuple(CorrelationConfig().campaign_ignore_client_versions)
+    # stock libraries never, not even while the detector is still learning the background
+    assert not [i.key for i in campaigns if i.key.startswith(known)]
+    learned = [i for i in campaigns if i.opened_at >= warmup_end]
+    assert not [i.key for i in learned if str(i.fingerprint) == "client_version" and i.key in library]
+    assert not [i.key for i in learned if str(i.fingerprint) == "credentials" and set(i.key.split(", ")) <= dictionary]
+    expected = {(e.key, e.qualifier) for entity in truth.entities for e in entity.expect}
+    false = [i for i in learned if (i.key, str(i.fingerprint)) not in expected]
+    assert len(false) <= 0.1 * len(learned), [(i.fingerprint, i.key) for i in false]
