@@ -1,7 +1,8 @@
 """Campaign keys that carry information (issue 15): background fingerprints and fingerprints
 made only of common parts open nothing, in one Correlator and split across workers; on the
 realistic simulated background every planted campaign opens and no library banner or
-dictionary credential set does."""
+dictionary credential set does; known research scanners open no multi-sensor or campaign
+incident."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from honeyatlas.adapters import RecordContext, load_adapters
 from honeyatlas.config import CorrelationConfig
+from honeyatlas.errors import ConfigError
 from honeyatlas.event import Event, Kind
 from honeyatlas.incident import Incident, IncidentKind
 from honeyatlas.sources import simulate
@@ -20,6 +22,7 @@ from honeyatlas.sources.simulate import world
 from honeyatlas.transforms.correlate import Correlator, Hit
 from honeyatlas.transforms.correlate.stages import KeyedStage, SourceStage
 from tests.transforms.test_correlate import ev, of_kind
+from tests.transforms.test_stages import split_run, workers_of
 
 Realistic = tuple[simulate.Truth, list[Incident], datetime]  # truth, final incidents, end of the warm-up
 DICTIONARY = [("root", "root"), ("admin", "admin"), ("root", "123456"), ("pi", "raspberry")]
@@ -111,3 +114,33 @@ def test_no_campaign_on_a_library_banner_or_dictionary_credentials_alone(realist
     expected = {(e.key, e.qualifier) for entity in truth.entities for e in entity.expect}
     false = [i for i in learned if (i.key, str(i.fingerprint)) not in expected]
     assert len(false) <= 0.1 * len(learned), [(i.fingerprint, i.key) for i in false]
+
+
+def test_known_research_scanners_open_no_multi_sensor_or_campaign_incident(tmp_path: Path) -> None:
+    """With the simulated scanners' network in benign_networks, the truth expects only their
+    scans, and one Correlator and two split workers find exactly that: no multi-sensor or
+    campaign incident names them, while their horizontal scans are still reported."""
+    settings = CorrelationConfig(benign_networks=[world.RESEARCH_NETWORK])
+    options = simulate.SimulationOptions(scenario="realistic", rate_events_per_second=0.3)
+    truth = simulate.write_simulation(simulate.plan_simulation(options, settings), tmp_path)
+    scanners = {s for e in truth.entities if e.plant == "research_scanner" for s in e.sources}
+    assert len(scanners) == 3
+    adapter = load_adapters()["event"]
+    received = datetime.now(UTC)
+    events: list[Event] = []
+    for line in (tmp_path / "trace.jsonl").read_text().splitlines():
+        item = json.loads(line)
+        ctx = RecordContext(sensor=item["sensor"], honeypot="tpot", received=received, timezone=UTC, raw=line)
+        events += adapter.adapt(item["record"], ctx)
+    one = Correlator(settings).observe(events)
+    named = {(str(i.kind), i.key) for i in one if scanners & ({i.key} | set(i.sources))}
+    assert named and {kind for kind, _ in named} == {"horizontal_scan"}
+    expected = {(str(e.kind), e.key) for entity in truth.entities for e in entity.expect}
+    assert {key for key in expected if key[1] in scanners} == named
+    split = split_run(events, workers_of(2, settings))
+    assert {(str(i.kind), i.key) for i in split if scanners & ({i.key} | set(i.sources))} == named
+
+
+def test_a_bad_benign_network_names_the_option() -> None:
+    with pytest.raises(ConfigError, match=r"correlation\.benign_networks"):
+        Correlator(CorrelationConfig(benign_networks=["10.0.0.0/33"]))

@@ -10,6 +10,7 @@ sample is used by one entity only.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import random
 from collections.abc import Callable
@@ -46,6 +47,7 @@ class Planner:
         self._duration_ms = duration_ms
         self._banners = world.stock_banners(list(limits.ignored_banners))
         self._used: set[str] = set()
+        self._research = 0  # research scanners placed (their addresses: world.RESEARCH_NETWORK)
         self.addresses = Addresses(world.PLANT_BLOCKS)
         self._builders: dict[str, Callable[[_Built], bool]] = {
             "multi_sensor": self._multi_sensor, "horizontal_scan": self._horizontal_scan,
@@ -207,9 +209,14 @@ class Planner:
 
     def _research_scanner(self, built: _Built) -> bool:
         """Every sensor on a few ports within a minute, as Censys- or Shodan-like scanners do."""
-        source = self.addresses.next()
+        network = ipaddress.ip_network(world.RESEARCH_NETWORK)
+        self._research += 1
+        source = str(network[self._research])
         self._sweep(built, source, list(range(self._n)), [22, 80, 443], 0)
-        built.intended.append((IncidentKind.MULTI_SENSOR, source, ""))
+        if self._limits.benign_networks and self._limits.benign(source):
+            built.negatives.append(((IncidentKind.MULTI_SENSOR, source, ""), "known research scanner"))
+        else:
+            built.intended.append((IncidentKind.MULTI_SENSOR, source, ""))
         built.intended += [(IncidentKind.HORIZONTAL_SCAN, source, str(port)) for port in (22, 80, 443)]
         return True
 

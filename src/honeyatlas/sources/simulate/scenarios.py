@@ -25,8 +25,9 @@ PLANTS: dict[str, str] = {
     "botnet": "C to C+7 sources share a banner, a credential list, a command sequence and a download host and drop "
     "one sample: four campaigns and, once the sample is at E sensors, an epidemic; with overlap some members "
     "also roam k sensors (multi-sensor attackers)",
-    "research_scanner": "a research scanner: one source probes ports 22, 80 and 443 of every sensor within a "
-    "minute (horizontal scans and a multi-sensor attacker by definition)",
+    "research_scanner": "a research scanner: one source of 162.142.125.0/24 probes ports 22, 80 and 443 of every "
+    "sensor within a minute: horizontal scans, and a multi-sensor attacker unless correlation.benign_networks "
+    "lists its network (then a near miss)",
     "epidemic": "one sample reaches E to E+8 sensors, one new delivering source per sensor, spreading over hours",
     "near_multi_sensor": "negative: one busy source at k-1 sensors",
     "near_multi_sensor_spread": "negative: one source visits k sensors, spaced so that no k fall within the window",

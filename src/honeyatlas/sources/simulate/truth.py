@@ -9,6 +9,7 @@ fingerprints, its samples) belongs to it alone. Pure: no I/O.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Hashable, Iterable
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -36,6 +37,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     ignored_banners: tuple[str, ...]
     epidemic_sensors: int
     epidemic_window_ms: int
+    benign_networks: tuple[str, ...] = ()  # sources there open no multi-sensor or campaign incident
 
     @classmethod
     def of(cls, c: CorrelationConfig) -> Limits:
@@ -46,8 +48,13 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
             campaign_window_ms=round(c.campaign_window_seconds * 1000),
             credential_count=c.campaign_credential_count, command_count=c.campaign_command_count,
             ignored_banners=tuple(c.campaign_ignore_client_versions), epidemic_sensors=c.epidemic_min_sensors,
-            epidemic_window_ms=round(c.epidemic_window_seconds * 1000),
+            epidemic_window_ms=round(c.epidemic_window_seconds * 1000), benign_networks=tuple(c.benign_networks),
         )
+
+    def benign(self, source: str) -> bool:
+        address = ipaddress.ip_address(source)
+        return any(address in ipaddress.ip_network(n, strict=False) for n in self.benign_networks
+                   if ipaddress.ip_network(n, strict=False).version == address.version)
 
 
 class Expectation(msgspec.Struct, frozen=True, kw_only=True):
@@ -167,6 +174,8 @@ def fingerprint_hits(items: list[Item], limits: Limits) -> dict[tuple[Fingerprin
 
     for ts, sensor, record in items:
         source = record["src_ip"]
+        if limits.benign_networks and limits.benign(source):
+            continue
         session = (sensor, record.get("session") or f"src:{source}")
         kind = record["kind"]
         if kind == "login_attempt" and ("username" in record or "password" in record):
@@ -201,7 +210,7 @@ def expectations(items: list[Item], limits: Limits, sensor_names: list[str]) -> 
         by_source.setdefault(item[2]["src_ip"], []).append(item)
     for source, own in by_source.items():
         hit = first_reach(((ts, sensor) for ts, sensor, _ in own), limits.k, limits.window_ms)
-        if hit is not None:
+        if hit is not None and not (limits.benign_networks and limits.benign(source)):
             found.append((IncidentKind.MULTI_SENSOR, source, "", hit))
         probes = [(ts, sensor, r["dst_port"]) for ts, sensor, r in own if r.get("dst_port") is not None]
         for port in sorted({p for _, _, p in probes}):

@@ -32,6 +32,9 @@ NOISE_BLOCKS = (
     188, 189, 190, 200, 201, 202, 203, 210, 211, 212, 213, 217, 218, 219, 220, 221, 222,
 )
 PLANT_BLOCKS = (45, 103, 185, 193, 194, 195)
+# The simulated research scanners' network (outside both lists): a trace's truth treats
+# them as benign when --config lists it in correlation.benign_networks.
+RESEARCH_NETWORK = "162.142.125.0/24"
 _SPREAD = 2654435761  # a prime: multiplying by it modulo blocks x 2^24 permutes the addresses
 
 

@@ -31,6 +31,7 @@ from honeyatlas.event import Event
 from honeyatlas.incident import Fingerprint, Incident, IncidentStatus
 from honeyatlas.transforms.correlate._open import OpenIncident
 from honeyatlas.transforms.correlate.attackers import MultiSensorDetector, ScanDetector
+from honeyatlas.transforms.correlate.benign import BenignNetworks
 from honeyatlas.transforms.correlate.campaigns import CampaignDetector
 from honeyatlas.transforms.correlate.epidemics import EpidemicDetector
 
@@ -68,6 +69,8 @@ class Detector(Protocol):
 # hash, a campaign fingerprint) and run where that key's partition is consumed.
 BY_SOURCE = ("multi_sensor", "scan")
 BY_KEY = ("campaign", "epidemic")
+# Detectors that sources in `correlation.benign_networks` never feed (benign.py).
+NOT_BENIGN = ("multi_sensor", "campaign")
 
 
 class Hit(msgspec.Struct, frozen=True, array_like=True):
@@ -116,6 +119,7 @@ class Correlator:
             wanted = set(detectors)
             self.detectors = {name: d for name, d in self.detectors.items() if name in wanted}
         self._settings = settings
+        self.benign = BenignNetworks(s.benign_networks)
         self._tolerance = timedelta(seconds=s.future_tolerance_seconds)
         self._max_open = s.max_open_incidents
         self._open: dict[str, tuple[OpenIncident, Detector]] = {}
@@ -141,8 +145,10 @@ class Correlator:
         changed: dict[str, OpenIncident] = {}
         closed: dict[str, Incident] = {}
         for event in events:
-            for detector in self.detectors.values():
-                self._track(detector, detector.observe(event), changed)
+            benign = event.src_ip in self.benign
+            for name, detector in self.detectors.items():
+                if not (benign and name in NOT_BENIGN):
+                    self._track(detector, detector.observe(event), changed)
             self._advance(event, closed)
         return self._result(changed, closed)
 

@@ -47,8 +47,8 @@ class SourceStage:
         for event in events:
             if event.sha256 is not None:
                 items.append((self._route(event.sha256), event, None))
-            if event.src_ip is None:
-                continue  # as CampaignDetector.observe: no source, no campaign member
+            if event.src_ip is None or event.src_ip in self.correlator.benign:
+                continue  # as Correlator.observe: no source or a benign one, no campaign member
             for fingerprint, value, common in self._fingerprints.fingerprints(event):
                 items.append((self._route(value), event, Hit(str(fingerprint), value, common)))
         return items
@@ -96,7 +96,7 @@ class WorkerCorrelation:
         for event in events:
             if event.sha256 is not None and self._route(event.sha256) in self.keys:
                 items.append((event, None))
-            if event.src_ip is None:
+            if event.src_ip is None or event.src_ip in self.source.correlator.benign:
                 continue
             for fingerprint, value, common in self._replay_fingerprints.fingerprints(event):
                 if self._route(value) in self.keys:
