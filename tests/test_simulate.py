@@ -230,3 +230,10 @@ def test_realistic_background_looks_alike_but_the_truth_tells_campaigns_apart(tm
             assert set(key.split(" ; ")) <= recon, key
         else:
             assert (q, key) in listed, (q, key)
+
+
+def test_a_bad_benign_network_in_the_config_is_one_clear_line(tmp_path: Path) -> None:
+    config = tmp_path / "honeyatlas.toml"
+    config.write_text('[correlation]\nbenign_networks = ["10.0.0.0/33"]\n')
+    done = simulate(tmp_path / "out", *SMALL, "--config", str(config))
+    assert done.returncode == 2 and "correlation.benign_networks" in done.stderr, done.stderr

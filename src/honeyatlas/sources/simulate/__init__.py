@@ -56,7 +56,7 @@ from honeyatlas.config import CorrelationConfig
 from honeyatlas.sources.simulate.noise import Noise
 from honeyatlas.sources.simulate.plants import Planner
 from honeyatlas.sources.simulate.scenarios import PLANTS, SCENARIOS, Scenario
-from honeyatlas.sources.simulate.truth import Counts, Entity, Limits, Truth, lookalikes
+from honeyatlas.sources.simulate.truth import Counts, Entity, Limits, Truth, benign_test, lookalikes
 from honeyatlas.sources.simulate.world import Item, SensorSpec, SimulationError, sensor_specs
 
 __all__ = [
@@ -131,6 +131,10 @@ def plan_simulation(options: SimulationOptions, correlation: CorrelationConfig) 
     start = options.start if options.start.tzinfo is not None else options.start.replace(tzinfo=UTC)
     _check(datetime(1971, 1, 1, tzinfo=UTC) <= start <= datetime(2999, 1, 1, tzinfo=UTC),
            "--start must lie between 1971 and 2999")
+    try:
+        benign_test(limits)
+    except ValueError as exc:
+        raise SimulationError(f"correlation.benign_networks in --config: {exc}") from exc
     _check(correlation.multi_sensor_group_by == "ip", "simulate writes truth for correlation.multi_sensor_group_by "
            "= \"ip\" only; leave that option at its default in --config")
     scenario = msgspec.structs.replace(base, sensors=sensors, rate_events_per_second=rate, duration_seconds=duration)

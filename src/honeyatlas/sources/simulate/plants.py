@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from honeyatlas.incident import Fingerprint, IncidentKind
 from honeyatlas.sources.simulate import world
 from honeyatlas.sources.simulate.scenarios import Scenario
-from honeyatlas.sources.simulate.truth import Entity, Expectation, Limits, NearMiss, expectations
+from honeyatlas.sources.simulate.truth import Entity, Expectation, Limits, NearMiss, benign_test, expectations
 from honeyatlas.sources.simulate.world import Addresses, Item, SimulationError
 
 VISIT_MS = 25_000  # a planted session lasts less than this
@@ -213,7 +213,7 @@ class Planner:
         self._research += 1
         source = str(network[self._research])
         self._sweep(built, source, list(range(self._n)), [22, 80, 443], 0)
-        if self._limits.benign_networks and self._limits.benign(source):
+        if benign_test(self._limits)(source):
             built.negatives.append(((IncidentKind.MULTI_SENSOR, source, ""), "known research scanner"))
         else:
             built.intended.append((IncidentKind.MULTI_SENSOR, source, ""))

@@ -10,7 +10,7 @@ fingerprints, its samples) belongs to it alone. Pure: no I/O.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -51,10 +51,18 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
             epidemic_window_ms=round(c.epidemic_window_seconds * 1000), benign_networks=tuple(c.benign_networks),
         )
 
-    def benign(self, source: str) -> bool:
+
+def benign_test(limits: Limits) -> Callable[[str], bool]:
+    """Whether a source lies in `benign_networks` (parsed once per call of this)."""
+    networks = [ipaddress.ip_network(n, strict=False) for n in limits.benign_networks]
+
+    def benign(source: str) -> bool:
+        if not networks:
+            return False
         address = ipaddress.ip_address(source)
-        return any(address in ipaddress.ip_network(n, strict=False) for n in self.benign_networks
-                   if ipaddress.ip_network(n, strict=False).version == address.version)
+        return any(address.version == net.version and address in net for net in networks)
+
+    return benign
 
 
 class Expectation(msgspec.Struct, frozen=True, kw_only=True):
@@ -172,9 +180,10 @@ def fingerprint_hits(items: list[Item], limits: Limits) -> dict[tuple[Fingerprin
     def add(fingerprint: Fingerprint, value: str, ts: int, source: str) -> None:
         found.setdefault((fingerprint, value), []).append((ts, source))
 
+    benign = benign_test(limits)
     for ts, sensor, record in items:
         source = record["src_ip"]
-        if limits.benign_networks and limits.benign(source):
+        if benign(source):
             continue
         session = (sensor, record.get("session") or f"src:{source}")
         kind = record["kind"]
@@ -205,12 +214,13 @@ def expectations(items: list[Item], limits: Limits, sensor_names: list[str]) -> 
     """Every incident these records open on their own: (kind, key, qualifier, defining-hit time)."""
     items = sorted(items, key=lambda item: item[0])  # stable: ties keep trace order
     found: list[tuple[IncidentKind, str, str, int]] = []
+    benign = benign_test(limits)
     by_source: dict[str, list[Item]] = {}
     for item in items:
         by_source.setdefault(item[2]["src_ip"], []).append(item)
     for source, own in by_source.items():
         hit = first_reach(((ts, sensor) for ts, sensor, _ in own), limits.k, limits.window_ms)
-        if hit is not None and not (limits.benign_networks and limits.benign(source)):
+        if hit is not None and not benign(source):
             found.append((IncidentKind.MULTI_SENSOR, source, "", hit))
         probes = [(ts, sensor, r["dst_port"]) for ts, sensor, r in own if r.get("dst_port") is not None]
         for port in sorted({p for _, _, p in probes}):
