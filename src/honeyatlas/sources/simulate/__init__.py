@@ -29,8 +29,9 @@
     - `expect_none`: incidents it comes close to but must not open, `{kind, key, qualifier, reason}`.
   - `lookalikes` (realistic background only): fingerprint values unrelated bots share,
     `{qualifier, key, reason}`; they are no campaign.
-  The background satisfies no definition (`noise`), except the realistic one's look-alikes,
-  so an incident that no entity expects is a false positive. A horizontal scan over k sensors is also a multi-sensor attacker,
+  The background satisfies no definition (`noise`), except the realistic one's
+  look-alikes, so an incident that no entity expects is a false positive. A horizontal
+  scan over k sensors is also a multi-sensor attacker,
   and a botnet also an epidemic once its sample is at E sensors: `expect` lists both.
 
 `--rate` is the background's average events per second of event time; planted entities

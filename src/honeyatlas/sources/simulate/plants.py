@@ -51,7 +51,8 @@ class Planner:
         self.addresses = Addresses(world.PLANT_BLOCKS)
         self._builders: dict[str, Callable[[_Built], bool]] = {
             "multi_sensor": self._multi_sensor, "horizontal_scan": self._horizontal_scan,
-            "vertical_scan": self._vertical_scan, "research_scanner": self._research_scanner, "botnet": self._botnet, "epidemic": self._epidemic,
+            "vertical_scan": self._vertical_scan, "research_scanner": self._research_scanner,
+            "botnet": self._botnet, "epidemic": self._epidemic,
             "near_multi_sensor": self._near_multi_sensor, "near_multi_sensor_spread": self._near_multi_sensor_spread,
             "near_vertical_scan": self._near_vertical_scan, "near_horizontal_scan": self._near_horizontal_scan,
             "near_campaign": self._near_campaign, "near_campaign_spread": self._near_campaign_spread,
