@@ -51,7 +51,7 @@ class WorkerRole(RoleBase):
         if config.correlation.enabled:
             self.correlation = WorkerCorrelation(
                 config.correlation, partition=lambda text: partition_of(text, total),
-                sources=set(self.partitions), keys=set(self.partitions))
+                sources=set(self.partitions), keys=set(self.partitions), partitions=total)
         self.sink = StoreSink(
             store=self.store, live=self.live, deduplicator=build_deduplicator(config, self.metrics),
             metrics=self.metrics, correlator=self.correlation.source if self.correlation else None,

@@ -152,9 +152,12 @@ class Correlator:
             self._advance(event, closed)
         return self._result(changed, closed)
 
-    def fingerprinter(self) -> CampaignDetector:
+    def fingerprinter(self, share: float = 1.0) -> CampaignDetector:
         """A campaign detector used only for `fingerprints(event)` (its per-session state):
-        the source stage of a worker finds the fingerprints, the keyed stage counts them."""
+        the source stage of a worker finds the fingerprints, the keyed stage counts them.
+        `share` is the part of all sources this one sees (a worker: its partitions' share):
+        a credential or command used by N sources reaches it from about N x share, so the
+        threshold of a common part is scaled alike."""
         s = self._settings
         return CampaignDetector(
             min_sources=s.campaign_min_sources, window_seconds=s.campaign_window_seconds,
@@ -163,7 +166,7 @@ class Correlator:
             max_fingerprints=1, max_hits_per_fingerprint=1, max_members=s.max_members_per_incident,
             background_half_life_seconds=s.campaign_background_half_life_seconds,
             max_background_sources=s.campaign_max_background_sources,
-            common_part_sources=s.campaign_common_part_sources, max_parts=s.max_fingerprints,
+            common_part_sources=max(1, round(s.campaign_common_part_sources * share)), max_parts=s.max_fingerprints,
         )
 
     def observe_keyed(self, items: Iterable[tuple[Event, Hit | None]]) -> list[Incident]:

@@ -44,6 +44,9 @@ from honeyatlas.incident import Fingerprint, IncidentKind, Step
 from honeyatlas.transforms.correlate._open import BoundedMap, OpenIncident
 
 _PART_LIMIT = 256  # characters of one credential or command inside a fingerprint value
+# Sensors remembered per source and fingerprint before the campaign opens: bounds the state
+# a source can add while still listing every sensor of an ordinary honeynet.
+_MAX_SENSORS_PER_SOURCE = 64
 
 
 class _Session:
@@ -55,7 +58,9 @@ class _Session:
 
 
 class _Sources:
-    """Sources seen with one fingerprint: source -> [first ts, last ts, sensor], oldest first;
+    """Sources seen with one fingerprint: source -> [first ts, last ts, sensors], oldest first
+    (every sensor a source showed it on, so the incident lists them whatever order the hits
+    came in: across workers they come in another order than in one process);
     and the decayed count of sources that showed it before the window (`background`, as of
     `background_at`)."""
 
@@ -216,12 +221,14 @@ class CampaignDetector:
             window.latest = ts
         seen = window.sources.get(source)
         if seen is None:
-            window.sources[source] = [ts, ts, event.sensor]
+            window.sources[source] = [ts, ts, {event.sensor: None}]
             while len(window.sources) > self._max_hits:
                 self._leave(window, window.sources.popitem(last=False)[1][1])
                 self.dropped_hits += 1
         else:
             seen[1] = max(seen[1], ts)
+            if len(seen[2]) < _MAX_SENSORS_PER_SOURCE:
+                seen[2].setdefault(event.sensor, None)
             window.sources.move_to_end(source)
         horizon = window.latest - self._window
         while window.sources and next(iter(window.sources.values()))[1] < horizon:
@@ -237,8 +244,9 @@ class CampaignDetector:
                                     fingerprint=fingerprint, opened_at=ts, window_seconds=self._window_seconds,
                                     max_members=self._max_members)
             self.open[key] = incident
-            for member, (first, _, sensor) in sorted(window.sources.items(), key=lambda kv: kv[1][0]):
-                self._join(incident, member, sensor, first)
+            for member, (first, _, sensors) in sorted(window.sources.items(), key=lambda kv: kv[1][0]):
+                for sensor in sensors:
+                    self._join(incident, member, sensor, first)
             incident.event_count = len(window.sources)
         else:
             self._join(incident, source, event.sensor, ts)

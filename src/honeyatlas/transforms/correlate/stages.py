@@ -27,9 +27,9 @@ class SourceStage:
     """`Correlate` for a worker's store sink: observes the source-keyed detectors and keeps
     the keyed items of what it observed in `pending` until the caller takes them."""
 
-    def __init__(self, settings: CorrelationConfig, route: Callable[[str], int]) -> None:
+    def __init__(self, settings: CorrelationConfig, route: Callable[[str], int], share: float = 1.0) -> None:
         self.correlator = Correlator(settings, BY_SOURCE)
-        self._fingerprints = self.correlator.fingerprinter()
+        self._fingerprints = self.correlator.fingerprinter(share)
         self._route = route
         self.pending: list[KeyedItem] = []
 
@@ -74,11 +74,13 @@ class WorkerCorrelation:
     partitions `keys`; `partition(text)` maps an address or a key to its partition."""
 
     def __init__(self, settings: CorrelationConfig, *, partition: Callable[[str | None], int],
-                 sources: set[int], keys: set[int]) -> None:
+                 sources: set[int], keys: set[int], partitions: int) -> None:
         self._partition = partition
         self.sources = sources
         self.keys = keys
-        self.source = SourceStage(settings, route=partition)
+        # Which credentials and commands are common is learnt from the worker's own sources
+        # (a third routing, by part, would make it exact; this keeps two): see docs/correlation.md.
+        self.source = SourceStage(settings, route=partition, share=len(sources) / partitions)
         self.keyed = KeyedStage(settings)
         self._replay_fingerprints = self.source.correlator.fingerprinter()
         self._route = partition
