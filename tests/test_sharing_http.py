@@ -66,3 +66,28 @@ def test_ioc_feed_stix_and_misp_from_real_incidents(start_on_backend: ServerStar
         stop()
 
 
+
+
+def test_known_research_scanners_are_labelled_and_never_exported(start_on_backend: ServerStarter,
+                                                                   tmp_path: Path) -> None:
+    """A source inside `correlation.benign_networks`: its events stored and profiled (marked
+    benign), but no incident keyed by it and no row of it in the IoC feed or STIX."""
+    scanner = "185.220.101.1"
+    server, stop = start_on_backend(tmp_path / "data", correlation={"benign_networks": ["185.220.101.0/24"]})
+    try:
+        tokens = {name: server.add_sensor(name, location=where) for name, where in SENSORS.items()}
+        ingest_everywhere(server, tokens)
+        server.run(server.service.sink.save_incidents())
+        profile = httpx.get(f"{server.url}api/v1/attackers/{scanner}").raise_for_status().json()
+        assert profile["benign"] is True and profile["event_count"] > 0  # stored and counted
+        others = [ip for ip in PUBLIC_SOURCES if ip != scanner]
+        assert any(httpx.get(f"{server.url}api/v1/attackers/{ip}").json().get("benign") is False for ip in others)
+        rows = parse_ioc_json(httpx.get(f"{server.url}api/v1/iocs").raise_for_status().content)
+        assert rows and scanner not in {row.ip for row in rows}
+        bundle = httpx.get(f"{server.url}api/v1/stix").raise_for_status().json()
+        validate(bundle)
+        assert scanner not in str(bundle)
+        listed = httpx.get(f"{server.url}api/v1/incidents", params={"limit": 1000}).json()["incidents"]
+        assert not [i for i in listed if i["kind"] in ("multi_sensor", "campaign") and scanner in i["sources"]]
+    finally:
+        stop()

@@ -100,6 +100,7 @@ class AttackerProfile(msgspec.Struct, frozen=True, kw_only=True):
     incidents: list[IncidentRef]
     classification: list[Role]
     counts: ActivityCounts
+    benign: bool = False  # inside `correlation.benign_networks`: a known research scanner
 
 
 class Sighting(msgspec.Struct, frozen=True, kw_only=True):

@@ -40,6 +40,7 @@ from honeyatlas.sources.hpfeeds import HpfeedsEndpoint
 from honeyatlas.sources.idempotency import IdempotencyStore
 from honeyatlas.store import IncidentQuery, Store
 from honeyatlas.store.open import open_registry, open_store
+from honeyatlas.transforms.correlate.benign import BenignNetworks
 from honeyatlas.transforms.geolocate import Geolocator
 from honeyatlas.web.api import WebContext
 from honeyatlas.web.app import IngestContext, create_app
@@ -135,6 +136,7 @@ class Service:
                 registry=self.registry, store=self.store, backlog=self.store, metrics=self.metrics,
                 ingest_settings=config.ingest, formats=self.pipeline.formats(), live=self.hub,
                 geoip_status=lambda: geoip_status(self.geoip), sharing_identity=config.server.instance_name,
+                benign=BenignNetworks(config.correlation.benign_networks),
             ),
             IngestContext(pipeline=self.pipeline, registry=self.registry, receipts=self.store, metrics=self.metrics,
                           settings=config.ingest, idempotency=self.idempotency),

@@ -45,6 +45,7 @@ from honeyatlas.sources.idempotency import IdempotencyStore
 from honeyatlas.store import Receipt
 from honeyatlas.store.open import open_store
 from honeyatlas.tasks import cancel_and_wait
+from honeyatlas.transforms.correlate.benign import BenignNetworks
 from honeyatlas.transforms.geolocate import Geolocator
 from honeyatlas.web.api import WebContext
 from honeyatlas.web.app import IngestContext, create_ingest_app, create_web_app
@@ -189,7 +190,8 @@ class WebRole(RoleBase):
         self.app = create_web_app(
             WebContext(registry=self.registry, store=self.store, backlog=self.store, metrics=self.metrics,
                        ingest_settings=config.ingest, formats=sorted([*build_adapters(config), "auto"]),
-                       live=self.hub, role="web", sharing_identity=config.server.instance_name))
+                       live=self.hub, role="web", sharing_identity=config.server.instance_name,
+                       benign=BenignNetworks(config.correlation.benign_networks)))
 
     async def start(self) -> None:
         self.registry.open()

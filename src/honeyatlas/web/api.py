@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -46,6 +46,9 @@ class WebContext:
     geoip_status: Callable[[], dict[str, Any]] | None = None  # None where nothing geolocates
     role: str = "all"
     sharing_identity: str = "honeyatlas"  # who STIX and MISP exports say they come from
+    # Known research scanners (`correlation.benign_networks`): labelled on their profile,
+    # never exported as indicators.
+    benign: Container[str] = ()
     started_monotonic: float = field(default_factory=time.monotonic)
 
     @property

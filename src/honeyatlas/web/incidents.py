@@ -74,7 +74,7 @@ def incident_routes(ctx: WebContext) -> list[BaseRouteHandler]:
         found = await ctx.reads.attacker_profile(address, limit)
         if found is None:
             raise NotFoundException(f"no events from {address}")
-        return found
+        return msgspec.structs.replace(found, benign=True) if address in ctx.benign else found
 
     @get("/api/v1/malware/{sha256:str}", tags=["correlation"],
          summary="Malware sample: where and when it was seen, by whom, and its spread")

@@ -1,8 +1,10 @@
 """Sharing in the API: the IoC feed, STIX 2.1 bundles and MISP events.
 
 Routes are built by `sharing_routes(context)`. The store chooses the rows (only shareable
-addresses: no loopback, private, reserved or demo sources); `honeyatlas.share` turns them
-into documents. Ranges default to the last 24 hours and are bounded to 31 days.
+addresses: no loopback, private, reserved or demo sources); known research scanners
+(`correlation.benign_networks`) are left out here, rows and incidents keyed by them alike;
+`honeyatlas.share` turns the rest into documents. Ranges default to the last 24 hours and
+are bounded to 31 days.
 """
 
 from __future__ import annotations
@@ -37,14 +39,21 @@ def _range(since: datetime | None, until: datetime | None) -> tuple[datetime, da
 def sharing_routes(ctx: WebContext) -> list[BaseRouteHandler]:
     identity = ctx.sharing_identity
 
+    benign = ctx.benign
+
     async def rows(start: datetime, end: datetime, *, min_sensors: int = 1, limit: int = MAX_ROWS
                    ) -> list[AttackerSummary]:
-        return await ctx.reads.attacker_summaries(since=start, until=end, min_sensors=min_sensors, limit=limit)
+        found = await ctx.reads.attacker_summaries(since=start, until=end, min_sensors=min_sensors, limit=limit)
+        return [row for row in found if row.ip not in benign]
+
+    def shared(incidents: list[Incident]) -> list[Incident]:
+        """Incidents keyed by a known research scanner (its scans) are not indicators."""
+        return [i for i in incidents if i.key not in benign]
 
     async def incident_and_rows(incident_id: str) -> tuple[Incident, list[AttackerSummary]]:
         incident = await ctx.reads.get_incident(incident_id[:64])
-        if incident is None:
-            raise NotFoundException(f"no incident {incident_id[:64]!r}")
+        if incident is None or not shared([incident]):
+            raise NotFoundException(f"no shareable incident {incident_id[:64]!r}")
         start = incident.opened_at - timedelta(seconds=incident.window_seconds)
         members = set(incident.sources) | {incident.key}
         found = await rows(start, incident.last_seen + timedelta(seconds=1))
@@ -70,7 +79,7 @@ def sharing_routes(ctx: WebContext) -> list[BaseRouteHandler]:
         since: FromQuery[datetime | None] = None, until: FromQuery[datetime | None] = None
     ) -> Response[Any]:
         start, end = _range(since, until)
-        incidents = await ctx.reads.query_incidents(IncidentQuery(since=start, until=end, limit=1000))
+        incidents = shared(await ctx.reads.query_incidents(IncidentQuery(since=start, until=end, limit=1000)))
         bundle = stix_bundle(incidents=incidents, attackers=await rows(start, end), identity_name=identity,
                              generated_at=datetime.now(UTC))
         return Response(bundle, media_type=STIX_TYPE)
