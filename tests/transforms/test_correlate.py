@@ -101,6 +101,7 @@ def test_campaign_on_a_shared_credential_list_in_any_order() -> None:
     assert campaign.key == "admin/hunter2x, root/Zx9!kq, ubnt/ubnt77"
     assert campaign.source_count == 6 and campaign.sources[0] == "203.0.0.7"
     assert campaign.opened_at == T0 + timedelta(seconds=4 * 60 + 2)  # third credential of the 5th source
+    assert campaign.summary.startswith("6 sources shared one credentials; rare on the background: 0.0 other sources")
 
 
 def test_campaign_on_commands_download_host_and_banner() -> None:

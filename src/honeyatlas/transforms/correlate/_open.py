@@ -58,7 +58,7 @@ class OpenIncident:
     __slots__ = (
         "_more_sources", "event_count", "fingerprint", "id", "key", "kind", "last_seen", "max_members", "members", "opened_at",
         "ports", "qualifier", "sensors", "source_count", "sources", "sources_per_sensor", "summary", "timeline",
-        "window_seconds",
+        "why", "window_seconds",
     )
 
     def __init__(
@@ -73,6 +73,7 @@ class OpenIncident:
         self.opened_at = opened_at
         self.last_seen = opened_at
         self.window_seconds = window_seconds
+        self.why = ""  # what made it open, for the analyst (a campaign: how rare its key was)
         self.max_members = max_members
         self.members: set[str | int] = set()
         self.timeline: list[Step] = []

@@ -237,12 +237,15 @@ class CampaignDetector:
         if incident is None:
             if len(window.sources) < self._min_sources:
                 return None
-            if common or self._background(window, window.latest) >= self._max_background:
+            background = self._background(window, window.latest)
+            if common or background >= self._max_background:
                 self.background_refusals += 1
                 return None
             incident = OpenIncident(kind=IncidentKind.CAMPAIGN, key=value, qualifier=str(fingerprint),
                                     fingerprint=fingerprint, opened_at=ts, window_seconds=self._window_seconds,
                                     max_members=self._max_members)
+            incident.why = (f"rare on the background: {background:.1f} other sources showed it before "
+                            f"(a campaign needs fewer than {self._max_background:g})")
             self.open[key] = incident
             for member, (first, _, sensors) in sorted(window.sources.items(), key=lambda kv: kv[1][0]):
                 for sensor in sensors:
@@ -253,7 +256,7 @@ class CampaignDetector:
             incident.event_count += 1
         if ts > incident.last_seen:
             incident.last_seen = ts
-        incident.summary = f"{incident.source_count} sources shared one {fingerprint.replace('_', ' ')}"
+        incident.summary = f"{incident.source_count} sources shared one {fingerprint.replace('_', ' ')}; {incident.why}"
         return incident
 
     def _background(self, window: _Sources, now: datetime) -> float:
