@@ -11,9 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from honeyatlas.cluster import RoleProcess, cluster_config, free_port, wait_for_port
-from honeyatlas.store.postgres_registry import PostgresSensorRegistry
-from tests.cluster.common import stored
+from honeyatlas.cluster import free_port, wait_for_port
+from tests.cluster.common import new_cluster, stored
 from tests.engines.nats import NatsServer
 from tests.engines.postgres import PostgresServer
 from tests.waiting import wait_until
@@ -24,19 +23,12 @@ pytestmark = pytest.mark.cluster
 def test_full_stream_means_429_and_nothing_lost(
     postgres_server: PostgresServer, nats_server: NatsServer, tmp_path: Path
 ) -> None:
-    database = postgres_server.new_database()
-    config = tmp_path / "cluster.toml"
-    config.write_text(cluster_config(storage_url=database, bus_url=nats_server.url, data_dir=tmp_path / "data",
-                                     partitions=1).replace("partitions = 1\n", "partitions = 1\nstream_max_messages = 5\n")
-                      + "\n[geoip]\nsearch_city_db = false\n")
-    registry = PostgresSensorRegistry(database)
-    registry.open()
-    _, token = registry.add("edge-01", honeypot="cowrie", lat=50.1, lon=8.7)
-    registry.close()
-    common = ["serve", "--config", str(config), "--host", "127.0.0.1"]
+    cluster = new_cluster(postgres_server, nats_server, tmp_path, partitions=1, bus="stream_max_messages = 5\n")
+    database = cluster.database
+    token = cluster.add_sensors(("edge-01", "cowrie", 50.1, 8.7))["edge-01"]
     port = free_port()
-    ingest = RoleProcess("ingest", [*common, "--role", "ingest", "--port", str(port)], tmp_path / "ingest.log")
-    worker = RoleProcess("worker", [*common, "--role", "worker", "--port", "0"], tmp_path / "worker.log")
+    ingest = cluster.role("ingest", "ingest", "--port", str(port))
+    worker = cluster.role("worker", "worker", "--port", "0")
     ingest.start()
     try:
         wait_for_port(port, 60)
@@ -81,22 +73,14 @@ def test_a_late_retry_through_another_ingest_process_is_stored_once(
 ) -> None:
     """Past the bus's duplicate window and past the answering process's idempotency cache,
     a batch sent again brings the ids it brought the first time: the store keeps one copy."""
-    database = postgres_server.new_database()
-    config = tmp_path / "cluster.toml"
-    config.write_text(cluster_config(storage_url=database, bus_url=nats_server.url, data_dir=tmp_path / "data",
-                                     partitions=2).replace("partitions = 2\n", "partitions = 2\nduplicate_window_seconds = 1\n")
-                      + "\n[geoip]\nsearch_city_db = false\n")
-    registry = PostgresSensorRegistry(database)
-    registry.open()
-    _, token = registry.add("edge-01", honeypot="cowrie", lat=50.1, lon=8.7)
-    registry.close()
-    common = ["serve", "--config", str(config), "--host", "127.0.0.1"]
+    cluster = new_cluster(postgres_server, nats_server, tmp_path, partitions=2, bus="duplicate_window_seconds = 1\n")
+    database = cluster.database
+    token = cluster.add_sensors(("edge-01", "cowrie", 50.1, 8.7))["edge-01"]
     ports = [free_port(), free_port()]
-    ingest = [RoleProcess(f"ingest-{i}", [*common, "--role", "ingest", "--port", str(port),
-                                          "--data-dir", str(tmp_path / f"ingest-{i}")], tmp_path / f"ingest-{i}.log")
+    ingest = [cluster.role(f"ingest-{i}", "ingest", "--port", str(port), "--data-dir", str(tmp_path / f"ingest-{i}"))
               for i, port in enumerate(ports)]  # each its own idempotency cache
     worker_port = free_port()
-    worker = RoleProcess("worker", [*common, "--role", "worker", "--port", str(worker_port)], tmp_path / "worker.log")
+    worker = cluster.role("worker", "worker", "--port", str(worker_port))
     for role in [worker, *ingest]:
         role.start()
     try:

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from honeyatlas.cluster import RoleProcess, cluster_config, free_port, wait_for_port
-from honeyatlas.store.postgres_registry import PostgresSensorRegistry
-from tests.cluster.common import stored
+from honeyatlas.cluster import free_port, wait_for_port
+from tests.cluster.common import new_cluster, stored
 from tests.engines.nats import NatsServer
 from tests.engines.postgres import PostgresServer
 from tests.waiting import wait_until
@@ -37,23 +36,15 @@ def wait_stored(database: str, count: int) -> tuple[int, int]:
 def test_one_ingest_process_follows_a_file_and_another_takes_over(
     postgres_server: PostgresServer, nats_server: NatsServer, tmp_path: Path
 ) -> None:
-    database = postgres_server.new_database()
     log = tmp_path / "honeypot.jsonl"
     log.write_text(lines(0, 300))
-    config = tmp_path / "cluster.toml"
-    config.write_text(cluster_config(storage_url=database, bus_url=nats_server.url, data_dir=tmp_path / "data",
-                                     partitions=2).replace("partitions = 2\n", "partitions = 2\nlease_ttl_seconds = 2\n")
-                      + f'\n[file]\nfollow = ["{log}?format=event&sensor=edge-01"]\n'
-                      + "\n[geoip]\nsearch_city_db = false\n")
-    registry = PostgresSensorRegistry(database)
-    registry.open()
-    registry.add("edge-01", honeypot="cowrie", lat=50.1, lon=8.7)
-    registry.close()
-    common = ["serve", "--config", str(config), "--host", "127.0.0.1"]
+    cluster = new_cluster(postgres_server, nats_server, tmp_path, partitions=2, bus="lease_ttl_seconds = 2\n",
+                          extra=f'\n[file]\nfollow = ["{log}?format=event&sensor=edge-01"]\n')
+    database = cluster.database
+    cluster.add_sensors(("edge-01", "cowrie", 50.1, 8.7))
     port = free_port()
-    ingest = [RoleProcess(f"ingest-{i}", [*common, "--role", "ingest", "--port", str(port), "--reuse-port"],
-                          tmp_path / f"ingest-{i}.log") for i in range(2)]
-    worker = RoleProcess("worker", [*common, "--role", "worker", "--port", "0"], tmp_path / "worker.log")
+    ingest = [cluster.role(f"ingest-{i}", "ingest", "--port", str(port), "--reuse-port") for i in range(2)]
+    worker = cluster.role("worker", "worker", "--port", "0")
     for role in [worker, *ingest]:
         role.start()
     try:

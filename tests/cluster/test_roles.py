@@ -25,11 +25,10 @@ import httpx
 import psycopg
 import pytest
 
-from honeyatlas.cluster import RoleProcess, cluster_config, free_port, role_commands, wait_for_port
+from honeyatlas.cluster import RoleProcess, free_port, role_commands, wait_for_port
 from honeyatlas.config import load_config
 from honeyatlas.sources import simulate
-from honeyatlas.store.postgres_registry import PostgresSensorRegistry
-from tests.cluster.common import stored
+from tests.cluster.common import new_cluster, stored
 from tests.conftest import start_server
 from tests.engines.nats import NatsServer
 from tests.engines.postgres import PostgresServer
@@ -100,18 +99,10 @@ def test_cluster_stores_everything_once_through_kills_and_answers_like_one_proce
 ) -> None:
     lines, sensors = trace
     assert len(lines) >= 50_000
-    database = postgres_server.new_database()
-    config = tmp_path / "cluster.toml"
     # A short ack wait, so the killed worker's batches come again within the test.
-    config.write_text(cluster_config(storage_url=database, bus_url=nats_server.url, data_dir=tmp_path / "data",
-                                     partitions=8).replace("partitions = 8\n", "partitions = 8\nack_wait_seconds = 3.0\n")
-                      + "\n[geoip]\nsearch_city_db = false\n")
-    registry = PostgresSensorRegistry(database)
-    registry.open()
-    tokens = {}
-    for s in sensors:
-        _, tokens[s["name"]] = registry.add(s["name"], honeypot=s["honeypot"], lat=s["lat"], lon=s["lon"])
-    registry.close()
+    cluster = new_cluster(postgres_server, nats_server, tmp_path, partitions=8, bus="ack_wait_seconds = 3.0\n")
+    database, config = cluster.database, cluster.config
+    tokens = cluster.add_sensors(*((s["name"], s["honeypot"], s["lat"], s["lon"]) for s in sensors))
 
     ingest_port, web_port = free_port(), free_port()
     roles = role_commands(config, ingest=2, workers=2, ingest_port=ingest_port, web_port=web_port,
