@@ -311,7 +311,7 @@ class LocalBus:
         self._leases: dict[str, tuple[str, float]] = {}  # name -> (holder, monotonic expiry)
 
     async def start(self) -> None:
-        pass
+        """Nothing to open: the whole bus lives in this object."""
 
     async def stop(self) -> None:
         self._live.clear()

@@ -22,7 +22,7 @@ from honeyatlas.incident import IncidentStatus
 from honeyatlas.metrics import Metrics
 from honeyatlas.pipeline import Pipeline
 from honeyatlas.service.correlation import CorrelationRuntime
-from honeyatlas.service.http import listen, serve
+from honeyatlas.service.http import serve
 from honeyatlas.service.parts import (
     build_adapters,
     build_correlator,
@@ -202,8 +202,6 @@ class Service:
 
     async def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
         """Start everything, serve HTTP until cancelled or signalled, then stop cleanly."""
-        server = self.config.server
-        await serve(self.app, listen(server.host, server.port, reuse_port=server.reuse_port),
-                    start=self.start, stop=self.stop, on_ready=on_ready)
+        await serve(self.app, self.config.server, start=self.start, stop=self.stop, on_ready=on_ready)
 
 

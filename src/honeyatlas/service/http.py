@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 import uvicorn
 from litestar import Litestar
 
+from honeyatlas.config import ServerConfig
+
 
 def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """The listening socket, bound here rather than by uvicorn so a taken port is one clear
@@ -31,10 +33,12 @@ def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     return listener
 
 
-async def serve(app: Litestar, listener: socket.socket, *, start: Callable[[], Awaitable[None]],
+async def serve(app: Litestar, server_config: ServerConfig, *, start: Callable[[], Awaitable[None]],
                 stop: Callable[[], Awaitable[None]], on_ready: Callable[[str], None] | None = None) -> None:
-    """Start the role (`start`), serve HTTP on `listener` until cancelled or signalled, then
+    """Listen where `server_config` says (first: a taken port is one clear error before
+    anything starts), start the role (`start`), serve HTTP until cancelled or signalled, then
     stop serving and stop the role (`stop`)."""
+    listener = listen(server_config.host, server_config.port, reuse_port=server_config.reuse_port)
     try:
         await start()
     except BaseException:

@@ -16,6 +16,7 @@ health and metrics.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import os
@@ -31,7 +32,7 @@ from honeyatlas.config import Config
 from honeyatlas.metrics import Metrics
 from honeyatlas.pipeline import Pipeline
 from honeyatlas.service import live_hub, registry_for, seed_hub
-from honeyatlas.service.http import listen, serve
+from honeyatlas.service.http import serve
 from honeyatlas.service.parts import (
     build_adapters,
     build_geoip,
@@ -69,8 +70,9 @@ class IdsAreTheReceipt:
         return None
 
 
-class RoleBase:
-    """What every role shares: config, metrics, the bus, HTTP serving."""
+class RoleBase(abc.ABC):
+    """What every role shares: config, metrics, the bus, HTTP serving. Each role says how
+    it starts and stops."""
 
     app: Litestar
 
@@ -82,16 +84,14 @@ class RoleBase:
     def listener_addresses(self) -> list[str]:
         return []
 
-    async def start(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def start(self) -> None: ...
 
-    async def stop(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
 
     async def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
-        server = self.config.server
-        await serve(self.app, listen(server.host, server.port, reuse_port=server.reuse_port),
-                    start=self.start, stop=self.stop, on_ready=on_ready)
+        await serve(self.app, self.config.server, start=self.start, stop=self.stop, on_ready=on_ready)
 
 
 class IngestRole(RoleBase):
