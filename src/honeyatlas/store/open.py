@@ -1,4 +1,5 @@
-"""The one place that picks a storage backend from the Config (`storage.backend`).
+"""The one place that picks a storage backend from the Config (`storage.backend`): the event
+store, the sensor registry and the accounts (users, sessions, read tokens).
 
 PostgreSQL's driver is imported only when the configuration names it, so the embedded
 default never needs it.
@@ -6,6 +7,7 @@ default never needs it.
 
 from __future__ import annotations
 
+from honeyatlas.access import Accounts
 from honeyatlas.config import Config
 from honeyatlas.enrichment.sensors import CachedDirectory, SensorDirectory
 from honeyatlas.metrics import Metrics
@@ -53,3 +55,17 @@ def open_registry(config: Config) -> SensorDirectory:
     from honeyatlas.store.registry import SensorRegistry
 
     return SensorRegistry(config.data_dir / "registry.sqlite3")
+
+
+def open_accounts(config: Config) -> Accounts:
+    """Users, sessions and read tokens of this configuration, not opened: `accounts.sqlite3`
+    in the data directory beside the sensor registry, or the PostgreSQL database a cluster
+    shares. Not cached: a revoked token or a removed user stops at once."""
+    if config.storage.backend == "postgresql":
+        from honeyatlas.store.postgres_accounts import PostgresAccounts
+
+        assert config.storage.url is not None
+        return PostgresAccounts(config.storage.url)
+    from honeyatlas.store.accounts import SQLiteAccounts
+
+    return SQLiteAccounts(config.data_dir / "accounts.sqlite3")
