@@ -52,6 +52,10 @@ class StorageConfig(_Section):
     max_pending_events: PositiveInt = 50_000
     write_batch_max_events: PositiveInt = 100_000
     query_timeout_seconds: Seconds = 10.0
+    max_concurrent_reads: Annotated[int, Meta(ge=1, le=64)] = 2  # API reads running at once; more wait
+    max_queued_reads: Annotated[int, Meta(ge=0, le=10_000)] = 64  # API reads waiting; more get 503
+    duckdb_memory_limit_mib: Annotated[int, Meta(ge=0)] = 0  # 0: DuckDB's own default (80% of RAM)
+    duckdb_threads: Annotated[int, Meta(ge=0, le=256)] = 0  # 0: one per core
     stats_fold_interval_seconds: Annotated[float, Meta(ge=0.1, le=60)] = 5.0
     checkpoint_threshold_mib: Annotated[int, Meta(ge=1, le=65536)] = 256
 

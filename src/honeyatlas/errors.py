@@ -5,7 +5,13 @@
      +-- RecordRejected       one raw record could not become an event; carries the reason
      +-- RecordIgnored        one raw record is not attacker activity (a honeypot's own start-up
                               message); counted with the reason, not dead-lettered
-     +-- StoreError           the store cannot be opened, migrated or written
+     +-- StoreError           the store cannot be opened, migrated, written or read (a query
+          |                   route answers 503 with the reason)
+          +-- QueryTimeout    a read ran past storage.query_timeout_seconds and was cancelled
+          |                   (503 with Retry-After; counted per query)
+          +-- ReadsBusy       every read slot is taken and the queue of waiting reads is full, or
+                              a read waited for a slot longer than the query timeout (503 with
+                              Retry-After; counted per query and reason)
      +-- RegistryError        the sensor registry refused an operation (unknown or duplicate sensor)
      +-- PipelineFull         admission refused because the pipeline is at capacity
      +-- BusError             the bus (NATS JetStream) is unreachable, timed out or refused a
@@ -46,6 +52,23 @@ class RecordIgnored(HoneyatlasError):
 
 class StoreError(HoneyatlasError):
     pass
+
+
+class QueryTimeout(StoreError):
+    def __init__(self, query: str, timeout_seconds: float) -> None:
+        super().__init__(
+            f"query {query} ran longer than storage.query_timeout_seconds ({timeout_seconds:g} s) and was "
+            "cancelled; narrow the request or retry later"
+        )
+        self.query = query
+        self.retry_after_seconds = max(1, round(timeout_seconds))
+
+
+class ReadsBusy(StoreError):
+    def __init__(self, query: str, detail: str, retry_after_seconds: int) -> None:
+        super().__init__(f"query {query} refused: {detail}; retry after {retry_after_seconds} s")
+        self.query = query
+        self.retry_after_seconds = retry_after_seconds
 
 
 class RegistryError(HoneyatlasError):

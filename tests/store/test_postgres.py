@@ -278,7 +278,7 @@ async def test_two_shards_writing_at_once_give_exact_totals(pg_url: str) -> None
             assert msgspec.to_builtins(await store.summary(now, 10)) == brute_summary(events, now, 10)
             since = now - timedelta(hours=30)
             assert await store.histogram(since, now, 600, True) == brute_histogram(events, since, now, 600, True)
-        shards = await first._read("SELECT DISTINCT shard FROM stats_minutes ORDER BY 1")
+        shards = await first._internal_read("SELECT DISTINCT shard FROM stats_minutes ORDER BY 1")
         assert shards == [(0,), (1,)]
     finally:
         await asyncio.gather(first.stop(), second.stop())
@@ -304,7 +304,7 @@ async def test_retention_drops_old_days_and_the_statistics_stay_exact(pg_url: st
         await store.drop_expired_partitions(now)  # the store's own hourly run may have been first
         assert await store.drop_expired_partitions(now) == 0
         cutoff = datetime.combine((now - timedelta(days=2)).date(), datetime.min.time(), tzinfo=UTC)
-        days = await store._read("SELECT relname FROM pg_class WHERE relname LIKE 'events_p%%' AND relkind = 'r' "
+        days = await store._internal_read("SELECT relname FROM pg_class WHERE relname LIKE 'events_p%%' AND relkind = 'r' "
                                  "ORDER BY 1")
         assert days[0] == (f"events_p{cutoff:%Y%m%d}",) and len(days) in (3, 4)  # 4: now + 15 min is tomorrow
         kept = [e for e in events if e.ts >= cutoff]
@@ -332,11 +332,11 @@ async def test_far_timestamps_go_to_the_default_partition_and_move_when_their_da
     try:
         await store.append(events + far, [])
         assert (await store.query_events(EventQuery(limit=1)))[0] == far[0]
-        in_default = await store._read("SELECT count(*) FROM events_default")
+        in_default = await store._internal_read("SELECT count(*) FROM events_default")
         assert in_default == [(3,)]
         # ten days later, the writer creates that day's partition: the row moves into it
         await store._create_partition(store._write_con, (now + timedelta(days=10)).date())  # type: ignore[arg-type]
-        assert await store._read("SELECT count(*) FROM events_default") == [(2,)]
+        assert await store._internal_read("SELECT count(*) FROM events_default") == [(2,)]
         assert len(await store.query_events(EventQuery(limit=100))) == 53
         await store.append(far, [])  # and a redelivery still finds them
         assert len(await store.query_events(EventQuery(limit=100))) == 53

@@ -115,7 +115,7 @@ async def test_answers_equal_a_brute_force_count_folded_or_not_and_after_restart
     await store.start()
     try:
         await append_in_batches(store, events[:1500])
-        folded = await store._snapshot(lambda c: c.execute("SELECT folded_rowid FROM stats_state").fetchall())
+        folded = await store._snapshot("test", lambda c: c.execute("SELECT folded_rowid FROM stats_state").fetchall())
         assert folded[0][0] < 1000
         await check(store, events[:1500], now)  # mostly from the raw events (not folded yet)
     finally:
@@ -268,7 +268,7 @@ async def test_the_checkpoint_threshold_is_the_configured_one(tmp_path: Path) ->
                         checkpoint_threshold_mib=64)
     await store.start()
     try:
-        got = await store._snapshot(lambda c: c.execute("SELECT current_setting('checkpoint_threshold')").fetchall())
+        got = await store._snapshot("test", lambda c: c.execute("SELECT current_setting('checkpoint_threshold')").fetchall())
         assert got == [("64.0 MiB",)]
     finally:
         await store.stop()

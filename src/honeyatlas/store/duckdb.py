@@ -2,8 +2,12 @@
 
 One writer thread owns every write: it drains a queue of batches, turns them into one Arrow
 table, appends it in one transaction, and only then resolves the callers' futures (a source
-acknowledges only what is durable). Reads run on short-lived cursors in worker threads, so
-queries never wait for the writer nor block the event loop. Between appends the writer also
+acknowledges only what is durable). Reads run on short-lived cursors in threads of their
+own, so queries never wait for the writer nor block the event loop: the API's reads on
+`storage.max_concurrent_reads` threads behind read slots (store/reads.py), each interrupted
+after `storage.query_timeout_seconds`; the reads ingest and health wait for (receipts, the
+schema version) on one thread of their own, never queued behind them. DuckDB's memory limit
+and thread count come from the config (`storage.duckdb_*`). Between appends the writer also
 folds new events into the dashboard rollups (duckdb_stats.py) every few seconds, so the
 summary and the histogram never scan a day of events. Timestamps are stored as naive UTC.
 The DDL lives in MIGRATIONS, applied in order and recorded in `schema_migrations`.
@@ -17,10 +21,11 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import msgspec
@@ -28,7 +33,7 @@ import pyarrow as pa
 from msgspec.structs import astuple
 
 from honeyatlas.clock import naive_utc as _naive_utc
-from honeyatlas.errors import StoreError
+from honeyatlas.errors import QueryTimeout, StoreError
 from honeyatlas.event import EVENT_FIELDS, GEO_FIELDS, Event
 from honeyatlas.incident import Incident
 from honeyatlas.metrics import Metrics
@@ -44,8 +49,10 @@ from honeyatlas.store import (
     duckdb_stats,
 )
 from honeyatlas.store.columns import COLUMN_NAMES, EVENT_ARROW_SCHEMA, EVENT_COLUMNS, SCALAR_NAMES, row_to_event
+from honeyatlas.store.reads import ReadSlots
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _REPLAY_COLUMNS = ", ".join("NULL AS raw" if name == "raw" else name for name in COLUMN_NAMES)
 
@@ -222,8 +229,21 @@ class DuckDBStore:
         receipt_ttl_seconds: float = 86400.0,
         stats_fold_interval_seconds: float = 5.0,
         checkpoint_threshold_mib: int = 256,
+        query_timeout_seconds: float = 10.0,
+        max_concurrent_reads: int = 2,
+        max_queued_reads: int = 64,
+        memory_limit_mib: int = 0,
+        threads: int = 0,
     ):
         self._path = path
+        self._memory_limit_mib = memory_limit_mib
+        self._threads = threads
+        self._query_timeout = query_timeout_seconds
+        self._max_concurrent_reads = max_concurrent_reads
+        self._reads = ReadSlots(concurrent=max_concurrent_reads, queued=max_queued_reads,
+                                wait_seconds=query_timeout_seconds, metrics=metrics)
+        self._api_pool: ThreadPoolExecutor | None = None
+        self._internal_pool: ThreadPoolExecutor | None = None
         self._checkpoint_mib = checkpoint_threshold_mib
         self._max_pending = max_pending_events
         self._batch_max = write_batch_max_events
@@ -233,7 +253,6 @@ class DuckDBStore:
         self._writer: threading.Thread | None = None
         self._pending = 0
         self._pending_lock = threading.Lock()
-        self._read_slots = asyncio.Semaphore(4)
         self._receipt_ttl = timedelta(seconds=receipt_ttl_seconds)
         self._commits = 0
         self._fold_interval = stats_fold_interval_seconds
@@ -250,6 +269,8 @@ class DuckDBStore:
 
     async def start(self) -> None:
         await asyncio.to_thread(self._open)
+        self._api_pool = ThreadPoolExecutor(self._max_concurrent_reads, thread_name_prefix="duckdb-read")
+        self._internal_pool = ThreadPoolExecutor(1, thread_name_prefix="duckdb-ingest-read")
         self._writer = threading.Thread(target=self._write_loop, name="duckdb-writer", daemon=True)
         self._writer.start()
 
@@ -259,7 +280,12 @@ class DuckDBStore:
             # DuckDB checkpoints in the commit that takes its write-ahead log past this size,
             # rewriting the table's last, partly filled row group each time: at the default
             # 16 MB that was most of the writer's time and stalled commits up to 1.4 s.
-            self._con = duckdb.connect(str(self._path), config={"checkpoint_threshold": f"{self._checkpoint_mib}MiB"})
+            settings: dict[str, Any] = {"checkpoint_threshold": f"{self._checkpoint_mib}MiB"}
+            if self._memory_limit_mib:
+                settings["memory_limit"] = f"{self._memory_limit_mib}MiB"
+            if self._threads:
+                settings["threads"] = self._threads
+            self._con = duckdb.connect(str(self._path), config=settings)
         except duckdb.IOException as exc:
             raise StoreError(
                 f"cannot open {self._path}: {exc}. Is another honeyatlas server using this --data-dir?"
@@ -296,6 +322,10 @@ class DuckDBStore:
             self._queue.put(None)
             await asyncio.to_thread(self._writer.join)
             self._writer = None
+        for pool in (self._api_pool, self._internal_pool):
+            if pool is not None:
+                await asyncio.to_thread(pool.shutdown)
+        self._api_pool = self._internal_pool = None
         if self._con is not None:
             con, self._con = self._con, None
             await asyncio.to_thread(con.close)
@@ -418,31 +448,88 @@ class DuckDBStore:
         self._metrics.inc("honeyatlas_store_commits_total")
         return None
 
-    async def _read(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = await self._snapshot(lambda cursor: cursor.execute(sql, params).fetchall())
+    def _reader(self, query: str) -> Callable[[str, list[Any]], Any]:
+        """A `read(sql, params)` coroutine for the API query `query` (its name in metrics)."""
+
+        async def read(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+            rows: list[tuple[Any, ...]] = await self._snapshot(
+                query, lambda cursor: cursor.execute(sql, params).fetchall())
+            return rows
+
+        return read
+
+    async def _read(self, query: str, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = await self._reader(query)(sql, params)
         return rows
 
-    async def _snapshot(self, work: Any) -> Any:
-        """Run `work(cursor)` in a worker thread; it may read several statements in one
-        transaction (one snapshot)."""
-        if self._con is None:
+    async def _snapshot(self, query: str, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run `work(cursor)` for an API query: in a read slot, on a read thread, interrupted
+        after the query timeout; it may read several statements in one transaction (one
+        snapshot)."""
+        async with self._reads.slot(query):
+            return await self._run(self._api_pool, query, work, self._query_timeout)
+
+    async def _internal_read(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """A read ingest or health waits for: its own thread, no slot, no timeout."""
+        rows: list[tuple[Any, ...]] = await self._run(
+            self._internal_pool, "internal", lambda cursor: cursor.execute(sql, params).fetchall(), None)
+        return rows
+
+    async def _run(self, pool: ThreadPoolExecutor | None, query: str,
+                   work: Callable[[duckdb.DuckDBPyConnection], T], timeout: float | None) -> T:
+        if self._con is None or pool is None:
             raise StoreError("store is not started")
         con = self._con
+        state: dict[str, Any] = {"cursor": None, "timed_out": False, "cancelled": False}
 
-        def run() -> Any:
+        def interrupt(reason: str) -> None:
+            state[reason] = True
+            cursor = state["cursor"]
+            if cursor is not None:
+                cursor.interrupt()
+
+        def run() -> T:
             cursor = con.cursor()
+            state["cursor"] = cursor
+            timer = threading.Timer(timeout, interrupt, ["timed_out"]) if timeout is not None else None
             try:
+                if state["cancelled"]:
+                    raise duckdb.InterruptException("cancelled before it ran")
+                if timer is not None:
+                    timer.start()
                 return work(cursor)
             finally:
+                if timer is not None:
+                    timer.cancel()
+                state["cursor"] = None
                 cursor.close()
 
-        async with self._read_slots:
-            return await asyncio.to_thread(run)
+        running = asyncio.wrap_future(pool.submit(run))
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            # The caller went away (a client disconnected): stop the query now, and keep its
+            # read slot until the thread is free, so the next read does not queue behind it.
+            interrupt("cancelled")
+            await asyncio.wait([running])
+            if not running.cancelled():
+                running.exception()  # retrieved: it ended interrupted, as asked
+            raise
+        except duckdb.InterruptException:
+            if not state["timed_out"]:
+                raise
+            self._metrics.inc("honeyatlas_queries_timed_out_total", query=query)
+            assert timeout is not None
+            raise QueryTimeout(query, timeout) from None
+        except duckdb.OutOfMemoryException as exc:
+            self._metrics.inc("honeyatlas_queries_failed_total", query=query, reason="out_of_memory")
+            raise StoreError(f"query {query} needs more memory than storage.duckdb_memory_limit_mib allows "
+                             f"({_first_line(exc)}); narrow the request") from exc
 
     async def recent_events(self, limit: int) -> list[Event]:
-        rows = await self._read(
-            f"SELECT {', '.join(COLUMN_NAMES)} FROM events ORDER BY ingest_ts DESC, id DESC LIMIT ?", [limit]
-        )
+        # The live snapshot at start, before any API query: the internal lane, no timeout.
+        rows = await self._internal_read(
+            f"SELECT {', '.join(COLUMN_NAMES)} FROM events ORDER BY ingest_ts DESC, id DESC LIMIT ?", [limit])
         return [row_to_event(r) for r in reversed(rows)]
 
     async def events_for_replay(self, *, window_seconds: float, payload_window_seconds: float, limit: int,
@@ -450,8 +537,9 @@ class DuckDBStore:
         """The latest events, in arrival order, to rebuild in-memory detector state after a
         restart: everything in the last `window_seconds` of event time, plus the events
         carrying a payload hash in the last `payload_window_seconds`; at most `limit`, in
-        chunks of at most `chunk_events`. Without `raw`, which no detector reads."""
-        rows = await self._read("SELECT max(ts) FROM events", [])
+        chunks of at most `chunk_events`. Without `raw`, which no detector reads. On the
+        internal lane: it runs at start, before any API query, and must not time out."""
+        rows = await self._internal_read("SELECT max(ts) FROM events", [])
         latest = rows[0][0] if rows else None
         if latest is None or limit <= 0:
             return
@@ -460,13 +548,13 @@ class DuckDBStore:
         # Chunk bounds are rowids found from two columns only: ordering whole rows by rowid
         # made DuckDB materialise every matching row (at 100M events: 2 minutes, 20 GiB).
         nth = f"SELECT rowid FROM events WHERE rowid >= ? AND {wanted} ORDER BY rowid LIMIT 1 OFFSET ?"
-        cut = await self._read(f"SELECT rowid FROM events WHERE {wanted} ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+        cut = await self._internal_read(f"SELECT rowid FROM events WHERE {wanted} ORDER BY rowid DESC LIMIT 1 OFFSET ?",
                                [*since, limit - 1])
         low = cut[0][0] if cut else -1
         while True:
-            bound = await self._read(nth, [low, *since, chunk_events])
+            bound = await self._internal_read(nth, [low, *since, chunk_events])
             high = bound[0][0] if bound else None
-            found = await self._read(
+            found = await self._internal_read(
                 f"SELECT {_REPLAY_COLUMNS} FROM events WHERE rowid >= ? AND rowid < ? AND {wanted} ORDER BY rowid",
                 [low, high if high is not None else 2**62, *since],
             )
@@ -503,12 +591,12 @@ class DuckDBStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY ts DESC, id DESC LIMIT ?"
         params.append(query.limit)
-        return [row_to_event(r) for r in await self._read(sql, params)]
+        return [row_to_event(r) for r in await self._read("query_events", sql, params)]
 
     async def summary(self, now: datetime, top_n: int) -> Summary:
         """Counts and top-N lists of the last 24 hours, exact, from the rollups (duckdb_stats.py)."""
         moment = _naive_utc(now)
-        return await self._snapshot(lambda cursor: duckdb_stats.summary(cursor, moment, top_n))
+        return await self._snapshot("summary", lambda cursor: duckdb_stats.summary(cursor, moment, top_n))
 
     async def histogram(
         self, since: datetime, until: datetime, bucket_seconds: int, by_kind: bool
@@ -516,15 +604,16 @@ class DuckDBStore:
         """(bucket start, kind or None, events) of the non-empty buckets, exact: see
         duckdb_stats.histogram (buckets are aligned on multiples of `bucket_seconds`)."""
         start, end = _naive_utc(since), _naive_utc(until)
-        rows = await self._snapshot(lambda cursor: duckdb_stats.histogram(cursor, start, end, bucket_seconds, by_kind))
+        rows = await self._snapshot(
+            "histogram", lambda cursor: duckdb_stats.histogram(cursor, start, end, bucket_seconds, by_kind))
         return [(bucket.replace(tzinfo=UTC), kind, n) for bucket, kind, n in rows]
 
     async def sensor_activity(self, now: datetime) -> dict[str, SensorActivity]:
         hour_ago = _naive_utc(now) - timedelta(hours=1)
-        rows = await self._snapshot(lambda cursor: duckdb_stats.sensor_activity(cursor, hour_ago))
+        rows = await self._snapshot("sensor_activity", lambda cursor: duckdb_stats.sensor_activity(cursor, hour_ago))
         rejected = dict(
             await self._read(
-                "SELECT sensor, count(*) FROM dead_letters WHERE ts >= ? AND sensor IS NOT NULL GROUP BY sensor",
+                "sensor_activity", "SELECT sensor, count(*) FROM dead_letters WHERE ts >= ? AND sensor IS NOT NULL GROUP BY sensor",
                 [hour_ago],
             )
         )
@@ -538,7 +627,7 @@ class DuckDBStore:
 
     async def dead_letters(self, limit: int) -> list[DeadLetter]:
         rows = await self._read(
-            "SELECT ts, source, sensor, format, idx, reason, raw FROM dead_letters ORDER BY ts DESC LIMIT ?", [limit]
+            "dead_letters", "SELECT ts, source, sensor, format, idx, reason, raw FROM dead_letters ORDER BY ts DESC LIMIT ?", [limit]
         )
         return [
             DeadLetter(ts=ts.replace(tzinfo=UTC), source=source, sensor=sensor, format=fmt, index=idx,
@@ -547,7 +636,7 @@ class DuckDBStore:
         ]
 
     async def find_receipt(self, sensor: str, key: str) -> Receipt | None:
-        rows = await self._read(
+        rows = await self._internal_read(
             "SELECT digest, response FROM idempotency_receipts WHERE sensor = ? AND key = ? AND ts >= ?",
             [sensor, key, _naive_utc(datetime.now(UTC)) - self._receipt_ttl],
         )
@@ -556,24 +645,28 @@ class DuckDBStore:
         return Receipt(sensor=sensor, key=key, digest=bytes(rows[0][0]), response=bytes(rows[0][1]))
 
     async def schema_version(self) -> int:
-        rows = await self._read("SELECT coalesce(max(version), 0) FROM schema_migrations", [])
+        rows = await self._internal_read("SELECT coalesce(max(version), 0) FROM schema_migrations", [])
         return int(rows[0][0])
 
     async def query_incidents(self, query: IncidentQuery) -> list[Incident]:
-        return await duckdb_profiles.query_incidents(self._read, query)
+        return await duckdb_profiles.query_incidents(self._reader("query_incidents"), query)
 
     async def get_incident(self, incident_id: str) -> Incident | None:
-        return await duckdb_profiles.get_incident(self._read, incident_id)
+        return await duckdb_profiles.get_incident(self._reader("get_incident"), incident_id)
 
     async def attacker_profile(self, ip: str, limit: int) -> AttackerProfile | None:
-        return await duckdb_profiles.attacker_profile(self._read, ip, limit)
+        return await duckdb_profiles.attacker_profile(self._reader("attacker_profile"), ip, limit)
 
     async def malware_profile(self, sha256: str, limit: int) -> MalwareProfile | None:
-        return await duckdb_profiles.malware_profile(self._read, sha256, limit)
+        return await duckdb_profiles.malware_profile(self._reader("malware_profile"), sha256, limit)
 
     async def attacker_summaries(
         self, *, since: datetime, until: datetime, min_sensors: int, limit: int
     ) -> list[AttackerSummary]:
         return await duckdb_profiles.attacker_summaries(
-            self._read, since=since, until=until, min_sensors=min_sensors, limit=limit
+            self._reader("attacker_summaries"), since=since, until=until, min_sensors=min_sensors, limit=limit
         )
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

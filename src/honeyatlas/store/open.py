@@ -26,7 +26,8 @@ def open_store(config: Config, metrics: Metrics, *, shard: int = 0) -> Store:
             storage.url, metrics=metrics, max_pending_events=storage.max_pending_events,
             write_batch_max_events=storage.write_batch_max_events,
             receipt_ttl_seconds=config.ingest.idempotency_ttl_seconds, retention_days=storage.retention_days,
-            shard=shard,
+            shard=shard, query_timeout_seconds=storage.query_timeout_seconds,
+            max_concurrent_reads=storage.max_concurrent_reads, max_queued_reads=storage.max_queued_reads,
         )
     from honeyatlas.store.duckdb import DuckDBStore
 
@@ -38,6 +39,11 @@ def open_store(config: Config, metrics: Metrics, *, shard: int = 0) -> Store:
         receipt_ttl_seconds=config.ingest.idempotency_ttl_seconds,
         stats_fold_interval_seconds=storage.stats_fold_interval_seconds,
         checkpoint_threshold_mib=storage.checkpoint_threshold_mib,
+        query_timeout_seconds=storage.query_timeout_seconds,
+        max_concurrent_reads=storage.max_concurrent_reads,
+        max_queued_reads=storage.max_queued_reads,
+        memory_limit_mib=storage.duckdb_memory_limit_mib,
+        threads=storage.duckdb_threads,
     )
 
 

@@ -9,7 +9,11 @@ idempotent by event id (a worker may get a bus message again after a crash). Whe
 commit fails, each job is retried alone, so one bad job fails only its own caller.
 
 Reads take a connection from a small pool of their own (REPEATABLE READ, read only, so a
-summary's several statements see one snapshot); the summary and the histogram come from the
+summary's several statements see one snapshot): the API's reads one of
+`storage.max_concurrent_reads` connections behind read slots (store/reads.py), each session
+with `statement_timeout` = `storage.query_timeout_seconds`; the reads ingest and health wait
+for (receipts, the schema version) and the replay at start one connection of their own,
+never queued behind the API's and without that timeout. The summary and the histogram come from the
 rollups (postgres_stats.py), incidents and profiles from postgres_profiles.py, the schema
 and the daily partitions from postgres_schema.py. Timestamps are `timestamptz`, every
 session runs in UTC, and values come back as aware UTC datetimes.
@@ -31,7 +35,7 @@ import msgspec
 import psycopg
 
 from honeyatlas.clock import as_utc as _utc
-from honeyatlas.errors import StoreError
+from honeyatlas.errors import QueryTimeout, StoreError
 from honeyatlas.event import Event
 from honeyatlas.incident import Incident
 from honeyatlas.metrics import Metrics
@@ -50,10 +54,10 @@ from honeyatlas.store import (
 from honeyatlas.store.columns import row_to_event
 from honeyatlas.store.postgres_connect import connect, describe
 from honeyatlas.store.postgres_schema import COLUMNS_SQL, COPY_TYPES
+from honeyatlas.store.reads import ReadSlots
 
 log = logging.getLogger(__name__)
 
-_READ_CONNECTIONS = 4
 _RETENTION_INTERVAL_SECONDS = 3600.0
 _incident_encoder = msgspec.json.Encoder()
 
@@ -83,6 +87,9 @@ class PostgresStore:
         receipt_ttl_seconds: float = 86400.0,
         retention_days: int = 0,
         shard: int = 0,
+        query_timeout_seconds: float = 10.0,
+        max_concurrent_reads: int = 2,
+        max_queued_reads: int = 64,
     ) -> None:
         self._url = url
         self._where = describe(url)
@@ -99,6 +106,12 @@ class PostgresStore:
         self._write_con: psycopg.AsyncConnection[Any] | None = None
         self._readers: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
         self._read_cons: list[psycopg.AsyncConnection[Any]] = []
+        self._query_timeout = query_timeout_seconds
+        self._read_connections = max_concurrent_reads
+        self._reads = ReadSlots(concurrent=max_concurrent_reads, queued=max_queued_reads,
+                                wait_seconds=query_timeout_seconds, metrics=metrics)
+        self._internal_con: psycopg.AsyncConnection[Any] | None = None
+        self._internal_lock = asyncio.Lock()
         self._partitions: set[date] = set()
         self._commits = 0
         metrics.gauge("honeyatlas_store_pending_events", lambda: [((), self._pending)])
@@ -122,10 +135,11 @@ class PostgresStore:
         self._write_con = con
         try:
             await self._prepare_writer(con)
-            for _ in range(_READ_CONNECTIONS):
-                reader = await connect(self._url, self._where)
+            for _ in range(self._read_connections):
+                reader = await self._connect_reader()
                 self._read_cons.append(reader)
                 self._readers.put_nowait(reader)
+            self._internal_con = await connect(self._url, self._where)
         except BaseException:
             await self.stop()  # closes what was opened
             raise
@@ -185,11 +199,11 @@ class PostgresStore:
             self._queue.put_nowait(None)
             await self._writer
             self._writer = None
-        for con in [*self._read_cons, *([self._write_con] if self._write_con else [])]:
+        for con in [*self._read_cons, *(c for c in (self._write_con, self._internal_con) if c is not None)]:
             await con.close()
         self._read_cons.clear()
         self._readers = asyncio.Queue()
-        self._write_con = None
+        self._write_con = self._internal_con = None
 
     # ------------------------------------------------------------------ writes
 
@@ -347,15 +361,51 @@ class PostgresStore:
 
     # ------------------------------------------------------------------ reads
 
+    async def _connect_reader(self) -> psycopg.AsyncConnection[Any]:
+        """An API read connection: every statement on it is cancelled by the server after the
+        query timeout."""
+        con = await connect(self._url, self._where)
+        await con.execute(f"SET statement_timeout = {max(1, round(self._query_timeout * 1000))}")
+        return con
+
     @contextlib.asynccontextmanager
-    async def _snapshot(self) -> AsyncIterator[Callable[[str, Any], Awaitable[list[tuple[Any, ...]]]]]:
-        """A `read(sql, params)` whose statements all see one snapshot."""
+    async def _snapshot(self, query: str) -> AsyncIterator[Callable[[str, Any], Awaitable[list[tuple[Any, ...]]]]]:
+        """A `read(sql, params)` for the API query `query` (its name in metrics) whose
+        statements all see one snapshot; in a read slot, each statement bounded by the timeout."""
         if not self._read_cons:
             raise StoreError("store is not started")
-        con = await self._readers.get()
-        try:
+        async with self._reads.slot(query):
+            con = await self._readers.get()  # as many connections as slots: never waits
+            try:
+                if con.broken or con.closed:
+                    con = await self._replace_reader(con)
+                async with self._transaction(con) as read:
+                    yield read
+            except psycopg.errors.QueryCanceled as exc:
+                self._metrics.inc("honeyatlas_queries_timed_out_total", query=query)
+                raise QueryTimeout(query, self._query_timeout) from exc
+            finally:
+                self._readers.put_nowait(con)
+
+    @contextlib.asynccontextmanager
+    async def _internal(self) -> AsyncIterator[Callable[[str, Any], Awaitable[list[tuple[Any, ...]]]]]:
+        """A snapshot for the reads ingest and health wait for: a connection of their own, no
+        slot, no timeout."""
+        async with self._internal_lock:
+            con = self._internal_con
+            if con is None:
+                raise StoreError("store is not started")
             if con.broken or con.closed:
-                con = await self._replace_reader(con)
+                with contextlib.suppress(psycopg.Error):
+                    await con.close()
+                con = self._internal_con = await connect(self._url, self._where)
+            async with self._transaction(con) as read:
+                yield read
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self, con: psycopg.AsyncConnection[Any]
+                           ) -> AsyncIterator[Callable[[str, Any], Awaitable[list[tuple[Any, ...]]]]]:
+        try:
             await con.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
             async def read(sql: str, params: Any = None) -> list[tuple[Any, ...]]:
@@ -366,31 +416,45 @@ class PostgresStore:
             finally:
                 if not con.broken:
                     await con.execute("ROLLBACK")
+        except psycopg.errors.QueryCanceled:
+            raise
         except psycopg.Error as exc:
             raise StoreError(f"read from {self._where} failed: {_first_line(exc)}") from exc
-        finally:
-            self._readers.put_nowait(con)
 
     async def _replace_reader(self, old: psycopg.AsyncConnection[Any]) -> psycopg.AsyncConnection[Any]:
         with contextlib.suppress(psycopg.Error):
             await old.close()
-        new = await connect(self._url, self._where)
+        new = await self._connect_reader()
         self._read_cons[self._read_cons.index(old)] = new
         return new
 
-    async def _read(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-        async with self._snapshot() as read:
+    def _reader(self, query: str) -> Callable[[str, Any], Awaitable[list[tuple[Any, ...]]]]:
+        """A one-statement `read(sql, params)` for the API query `query`."""
+
+        async def read(sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+            async with self._snapshot(query) as snapshot:
+                return await snapshot(sql, params)
+
+        return read
+
+    async def _read(self, query: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        return await self._reader(query)(sql, params)
+
+    async def _internal_read(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        async with self._internal() as read:
             return await read(sql, params)
 
     async def recent_events(self, limit: int) -> list[Event]:
-        rows = await self._read(f"SELECT {COLUMNS_SQL} FROM events ORDER BY ingest_ts DESC, id DESC LIMIT %s",
-                                [limit])
+        # The live snapshot at start, before any API query: the internal connection, no timeout.
+        rows = await self._internal_read(f"SELECT {COLUMNS_SQL} FROM events ORDER BY ingest_ts DESC, id DESC LIMIT %s",
+                                         [limit])
         return [row_to_event(r) for r in reversed(rows)]
 
     async def events_for_replay(self, *, window_seconds: float, payload_window_seconds: float, limit: int,
                                 chunk_events: int = 20_000) -> AsyncIterator[list[Event]]:
-        """As DuckDBStore.events_for_replay, in arrival order (`arrival`), without `raw`."""
-        rows = await self._read("SELECT max(ts) FROM events")
+        """As DuckDBStore.events_for_replay, in arrival order (`arrival`), without `raw`; on the
+        internal connection (it runs at start and must not time out)."""
+        rows = await self._internal_read("SELECT max(ts) FROM events")
         latest = rows[0][0] if rows else None
         if latest is None or limit <= 0:
             return
@@ -398,11 +462,11 @@ class PostgresStore:
                  "payloads": latest - timedelta(seconds=payload_window_seconds)}
         wanted = ("ts >= least(%(events)s, %(payloads)s) "
                   "AND (ts >= %(events)s OR (sha256 IS NOT NULL AND ts >= %(payloads)s))")
-        cut = await self._read(f"SELECT arrival FROM events WHERE {wanted} "
+        cut = await self._internal_read(f"SELECT arrival FROM events WHERE {wanted} "
                                "ORDER BY arrival DESC LIMIT 1 OFFSET %(skip)s", {**since, "skip": limit - 1})
         after = cut[0][0] - 1 if cut else 0
         while True:
-            found = await self._read(
+            found = await self._internal_read(
                 f"SELECT {postgres_schema.REPLAY_COLUMNS_SQL}, arrival FROM events WHERE {wanted} "
                 "AND arrival > %(after)s ORDER BY arrival LIMIT %(chunk)s", {**since, "after": after, "chunk": chunk_events})
             if not found:
@@ -434,21 +498,21 @@ class PostgresStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY ts DESC, id DESC LIMIT %s"
         params.append(query.limit)
-        return [row_to_event(r) for r in await self._read(sql, params)]
+        return [row_to_event(r) for r in await self._read("query_events", sql, params)]
 
     async def summary(self, now: datetime, top_n: int) -> Summary:
-        async with self._snapshot() as read:
+        async with self._snapshot("summary") as read:
             return await postgres_stats.summary(read, _utc(now), top_n)
 
     async def histogram(
         self, since: datetime, until: datetime, bucket_seconds: int, by_kind: bool
     ) -> list[tuple[datetime, str | None, int]]:
-        async with self._snapshot() as read:
+        async with self._snapshot("histogram") as read:
             return await postgres_stats.histogram(read, _utc(since), _utc(until), bucket_seconds, by_kind)
 
     async def sensor_activity(self, now: datetime) -> dict[str, SensorActivity]:
         hour_ago = now - timedelta(hours=1)
-        async with self._snapshot() as read:
+        async with self._snapshot("sensor_activity") as read:
             rows = await postgres_stats.sensor_activity(read, hour_ago)
             rejected = dict(await read("SELECT sensor, count(*) FROM dead_letters WHERE ts >= %s "
                                        "AND sensor IS NOT NULL GROUP BY sensor", [hour_ago]))
@@ -459,12 +523,12 @@ class PostgresStore:
 
     async def dead_letters(self, limit: int) -> list[DeadLetter]:
         rows = await self._read(
-            "SELECT ts, source, sensor, format, idx, reason, raw FROM dead_letters ORDER BY ts DESC LIMIT %s", [limit])
+            "dead_letters", "SELECT ts, source, sensor, format, idx, reason, raw FROM dead_letters ORDER BY ts DESC LIMIT %s", [limit])
         return [DeadLetter(ts=ts, source=source, sensor=sensor, format=fmt, index=idx, reason=reason,
                            raw=bytes(raw or b"")) for ts, source, sensor, fmt, idx, reason, raw in rows]
 
     async def find_receipt(self, sensor: str, key: str) -> Receipt | None:
-        rows = await self._read(
+        rows = await self._internal_read(
             "SELECT digest, response FROM idempotency_receipts WHERE sensor = %s AND key = %s AND ts >= %s",
             [sensor, key, datetime.now(UTC) - self._receipt_ttl])
         if not rows:
@@ -472,27 +536,27 @@ class PostgresStore:
         return Receipt(sensor=sensor, key=key, digest=bytes(rows[0][0]), response=bytes(rows[0][1]))
 
     async def schema_version(self) -> int:
-        rows = await self._read("SELECT coalesce(max(version), 0) FROM schema_migrations")
+        rows = await self._internal_read("SELECT coalesce(max(version), 0) FROM schema_migrations")
         return int(rows[0][0])
 
     async def query_incidents(self, query: IncidentQuery) -> list[Incident]:
-        return await postgres_profiles.query_incidents(self._read, query)
+        return await postgres_profiles.query_incidents(self._reader("query_incidents"), query)
 
     async def get_incident(self, incident_id: str) -> Incident | None:
-        return await postgres_profiles.get_incident(self._read, incident_id)
+        return await postgres_profiles.get_incident(self._reader("get_incident"), incident_id)
 
     async def attacker_profile(self, ip: str, limit: int) -> AttackerProfile | None:
-        async with self._snapshot() as read:
+        async with self._snapshot("attacker_profile") as read:
             return await postgres_profiles.attacker_profile(read, ip, limit)
 
     async def malware_profile(self, sha256: str, limit: int) -> MalwareProfile | None:
-        async with self._snapshot() as read:
+        async with self._snapshot("malware_profile") as read:
             return await postgres_profiles.malware_profile(read, sha256, limit)
 
     async def attacker_summaries(
         self, *, since: datetime, until: datetime, min_sensors: int, limit: int
     ) -> list[AttackerSummary]:
-        async with self._snapshot() as read:
+        async with self._snapshot("attacker_summaries") as read:
             return await postgres_profiles.attacker_summaries(read, since=since, until=until,
                                                               min_sensors=min_sensors, limit=limit)
 

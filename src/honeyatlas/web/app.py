@@ -27,6 +27,7 @@ from honeyatlas.sources.http import ingest_route
 from honeyatlas.sources.idempotency import IdempotencyStore
 from honeyatlas.store import Receipts
 from honeyatlas.web.api import WebContext, api_routes, ops_routes
+from honeyatlas.web.errors import EXCEPTION_HANDLERS
 from honeyatlas.web.incidents import incident_routes
 from honeyatlas.web.live import live_route
 from honeyatlas.web.sharing import sharing_routes
@@ -121,6 +122,7 @@ def _litestar(handlers: list[BaseRouteHandler]) -> Litestar:
     return Litestar(
         route_handlers=handlers,
         after_request=_secure,
+        exception_handlers=EXCEPTION_HANDLERS,  # store errors: 503 with the reason (web/errors.py)
         openapi_config=OpenAPIConfig(
             title="honeyatlas",
             version=__version__,
