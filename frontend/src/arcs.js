@@ -24,6 +24,12 @@ export class ArcLayer {
     return this.arcs.length === 0 && this.pulses.length === 0;
   }
 
+  /** Forget every arc and pulse (the view changed). */
+  clear() {
+    this.arcs = [];
+    this.pulses = [];
+  }
+
   /** Start an arc at time `start` (performance.now() clock); false when over the cap. */
   addArc(from, to, color, start) {
     if (this.arcs.length >= this.maxArcs) {

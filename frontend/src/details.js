@@ -87,7 +87,7 @@ export class DetailsPanel {
   }
 }
 
-function incidentView(incident, openAttacker) {
+export function incidentView(incident, openAttacker) {
   const kind = incidentKind(incident);
   const heading = el("h3", { className: "d-title" }, [
     el("span", { className: "d-kind", text: kind.label }),
@@ -154,7 +154,7 @@ function sourceList(incident, openAttacker) {
   return section(`Sources (${total})`, el("ul", { className: "d-chips" }, items));
 }
 
-function attackerView(profile) {
+export function attackerView(profile) {
   const where = [profile.country, profile.city, profile.asn ? `AS${profile.asn}` : null, profile.org]
     .filter((part) => part !== null && part !== undefined && part !== "")
     .map((part) => printable(part, 80))
@@ -179,7 +179,7 @@ function attackerView(profile) {
   ];
 }
 
-function countList(rows, textOf) {
+export function countList(rows, textOf) {
   const items = listOf(rows).slice(0, MAX_ROWS).map((row) =>
     el("li", {}, [
       el("span", { className: "d-value", text: textOf(row?.value), title: printable(row?.value, 512) }),
@@ -199,7 +199,7 @@ function credentialList(rows) {
   return items.length ? el("ul", { className: "d-rows" }, items) : el("p", { className: "d-none", text: "none" });
 }
 
-function factList(facts) {
+export function factList(facts) {
   const list = el("dl", { className: "d-facts" });
   for (const [name, value] of facts) {
     list.append(el("dt", { text: name }), value instanceof Node ? el("dd", {}, [value]) : el("dd", { text: value ?? "–" }));
@@ -207,11 +207,11 @@ function factList(facts) {
   return list;
 }
 
-function section(title, content) {
+export function section(title, content) {
   return el("section", { className: "d-section" }, [el("h4", { text: title }), content]);
 }
 
-function withMore(values, max, build) {
+export function withMore(values, max, build) {
   const items = values.slice(0, max).map(build);
   if (values.length > max) items.push(el("li", { className: "d-more", text: `and ${values.length - max} more` }));
   return items;

@@ -1,22 +1,44 @@
-// The world map: a devicePixelRatio-aware canvas, the projection fitted to it,
-// a cached basemap layer, sensor markers (one look per status), and the one
-// requestAnimationFrame loop that draws the arc layer and the incident
-// highlight. The loop sleeps while nothing moves and is woken by wake().
+// The world map: a devicePixelRatio-aware canvas, the projection fitted to the
+// area between the panels (the inhabited land, Antarctica left out), a cached
+// basemap layer with the optional country choropleth, sensor markers (one look
+// per status, labels kept out from under the panels), clicks on a country or a
+// sensor, and the one requestAnimationFrame loop that runs the tickers (a
+// replay), then draws flows, the arc layer and the incident highlight. The loop
+// sleeps while nothing moves and is woken by wake().
 
-import { geoGraticule10, geoNaturalEarth1, geoPath } from "d3-geo";
+import { geoCentroid, geoContains, geoGraticule10, geoNaturalEarth1, geoPath } from "d3-geo";
 import { feature, mesh } from "topojson-client";
+import { alpha2Of } from "./countries.js";
 
-const THEME = {
-  ocean: "#060b14",
-  sphereEdge: "#1b2a40",
-  graticule: "rgba(90, 130, 180, 0.08)",
-  land: "#142236",
-  borders: "rgba(120, 160, 210, 0.28)",
-  sensor: "#39f0ff",
-  sensorSilent: "#ffb020",
-  sensorNeverSeen: "#5d6f86",
-  sensorLabel: "rgba(200, 235, 255, 0.85)",
+const THEMES = {
+  dark: {
+    ocean: "#060b14",
+    sphereEdge: "#1b2a40",
+    graticule: "rgba(90, 130, 180, 0.08)",
+    land: "#142236",
+    borders: "rgba(120, 160, 210, 0.28)",
+    choropleth: [255, 90, 95],
+    sensor: "#39f0ff",
+    sensorSilent: "#ffb020",
+    sensorNeverSeen: "#5d6f86",
+    sensorLabel: "rgba(200, 235, 255, 0.85)",
+  },
+  light: {
+    ocean: "#dfe9f3",
+    sphereEdge: "#9fb3c8",
+    graticule: "rgba(60, 90, 130, 0.10)",
+    land: "#f7f9fb",
+    borders: "rgba(60, 90, 130, 0.35)",
+    choropleth: [200, 30, 40],
+    sensor: "#006d80",
+    sensorSilent: "#b86e00",
+    sensorNeverSeen: "#7d8fa8",
+    sensorLabel: "rgba(10, 30, 50, 0.9)",
+  },
 };
+let THEME = THEMES.dark;
+const ANTARCTICA = "010";
+const SENSOR_HIT_PX = 10;
 
 export class WorldMap {
   /**
@@ -26,12 +48,18 @@ export class WorldMap {
    * @param {() => {left: number, top: number, right: number, bottom: number}} insets
    *   CSS pixels of the canvas covered by panels; the globe is fitted to the rest.
    */
-  constructor(canvas, arcs, highlight, insets) {
+  constructor(canvas, arcs, highlight, insets, { flows = null, onCountry = () => {}, onSensor = () => {} } = {}) {
     this.canvas = canvas;
     this.ctx = canvas.getContext("2d");
     this.arcs = arcs;
     this.highlight = highlight;
+    this.flows = flows;
     this.insets = insets;
+    this.tickers = [];
+    this.choropleth = null; // alpha-2 -> count
+    this.centroids = new Map(); // alpha-2 -> [lon, lat]
+    this.land = { type: "Sphere" }; // what the projection is fitted to
+    this.area = { left: 0, top: 0, right: 0, bottom: 0 }; // CSS px of the canvas the map may use
     this.projection = geoNaturalEarth1();
     this.path = geoPath(this.projection, this.ctx);
     this.basemap = document.createElement("canvas");
@@ -40,6 +68,57 @@ export class WorldMap {
     this.sensors = [];
     this.dpr = 1;
     this.frame = null;
+    canvas.addEventListener("click", (event) => {
+      const sensor = this.sensorAt(event.offsetX, event.offsetY);
+      if (sensor) onSensor(sensor.name);
+      else {
+        const country = this.countryAt(event.offsetX, event.offsetY);
+        if (country) onCountry(country);
+      }
+    });
+  }
+
+  /** A function called each frame with the frame time; it returns true while it needs frames. */
+  addTicker(tick) {
+    this.tickers.push(tick);
+  }
+
+  setTheme(name) {
+    THEME = THEMES[name] ?? THEMES.dark;
+    this.drawBasemap();
+    this.wake();
+  }
+
+  /** Fill countries by their count of sources (alpha-2 -> count), or null for none. */
+  setChoropleth(counts) {
+    this.choropleth = counts;
+    this.drawBasemap();
+    this.wake();
+  }
+
+  /** [lon, lat] of a country's centroid, or null. */
+  centroidOf(alpha2) {
+    return this.centroids.get(alpha2) ?? null;
+  }
+
+  countryAt(x, y) {
+    if (!this.countries) return null;
+    const point = this.projection.invert([x, y]);
+    if (!point || !Number.isFinite(point[0])) return null;
+    const found = this.countries.features.find((country) => geoContains(country, point));
+    return found ? alpha2Of(found) : null;
+  }
+
+  sensorAt(x, y) {
+    let best = null;
+    let bestDistance = SENSOR_HIT_PX;
+    for (const sensor of this.sensors) {
+      const point = this.projection([sensor.lon, sensor.lat]);
+      if (!point) continue;
+      const distance = Math.hypot(point[0] - x, point[1] - y);
+      if (distance <= bestDistance) [best, bestDistance] = [sensor, distance];
+    }
+    return best;
   }
 
   async load(topologyURL) {
@@ -48,6 +127,11 @@ export class WorldMap {
     const topology = await response.json();
     this.countries = feature(topology, topology.objects.countries);
     this.borders = mesh(topology, topology.objects.countries, (a, b) => a !== b);
+    this.land = { type: "FeatureCollection", features: this.countries.features.filter((c) => c.id !== ANTARCTICA) };
+    for (const country of this.countries.features) {
+      const code = alpha2Of(country);
+      if (code) this.centroids.set(code, geoCentroid(country));
+    }
     this.resize();
   }
 
@@ -64,12 +148,13 @@ export class WorldMap {
     if (width - left - right < width * 0.5) left = right = 0; // narrow screen: panels overlap the map
     if (height - top - bottom < height * 0.5) top = bottom = 0;
     const pad = 12;
+    this.area = { left, top, right: width - right, bottom: height - bottom };
     this.projection.fitExtent(
       [
         [left + pad, top + pad],
         [Math.max(left + pad + 1, width - right - pad), Math.max(top + pad + 1, height - bottom - pad)],
       ],
-      { type: "Sphere" },
+      this.land,
     );
     this.drawBasemap();
     this.wake();
@@ -101,6 +186,7 @@ export class WorldMap {
       path(this.countries);
       ctx.fillStyle = THEME.land;
       ctx.fill();
+      if (this.choropleth) this.drawChoropleth(ctx, path);
       ctx.beginPath();
       path(this.borders);
       ctx.strokeStyle = THEME.borders;
@@ -114,6 +200,19 @@ export class WorldMap {
     ctx.stroke();
   }
 
+  drawChoropleth(ctx, path) {
+    const max = Math.max(1, ...this.choropleth.values());
+    const [r, g, b] = THEME.choropleth;
+    for (const country of this.countries.features) {
+      const count = this.choropleth.get(alpha2Of(country));
+      if (!count) continue;
+      ctx.beginPath();
+      path(country);
+      ctx.fillStyle = `rgba(${r}, ${g}, ${b}, ${(0.15 + 0.75 * (Math.log1p(count) / Math.log1p(max))).toFixed(3)})`;
+      ctx.fill();
+    }
+  }
+
   wake() {
     if (this.frame === null) this.frame = requestAnimationFrame((now) => this.render(now));
   }
@@ -125,14 +224,17 @@ export class WorldMap {
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
     ctx.drawImage(this.basemap, 0, 0);
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    let ticking = false;
+    for (const tick of this.tickers) ticking = tick(now) || ticking;
     this.drawSensors(ctx);
+    this.flows?.draw(ctx, this.path, now);
     this.arcs.draw(ctx, this.path, this.projection, now);
     this.highlight.draw(ctx, this.path, this.projection, now);
-    if (!this.arcs.idle || this.highlight.active) this.wake();
+    if (ticking || !this.arcs.idle || this.highlight.active || (this.flows && !this.flows.idle)) this.wake();
   }
 
   drawSensors(ctx) {
-    ctx.font = "11px system-ui, sans-serif";
+    ctx.font = `${this.canvas.clientWidth >= 2400 ? 20 : 11}px system-ui, sans-serif`;
     ctx.textBaseline = "middle";
     ctx.textAlign = "left";
     for (const sensor of this.sensors) {
@@ -148,7 +250,7 @@ export class WorldMap {
         ctx.arc(x, y, 7, 0, 2 * Math.PI);
         ctx.stroke();
         ctx.fillStyle = THEME.sensorSilent;
-        ctx.fillText(`${sensor.label} · silent`, x + 11, y);
+        this.label(ctx, `${sensor.label} · silent`, x, y, 11);
         continue;
       }
       const neverSeen = sensor.status === "never_seen";
@@ -163,9 +265,24 @@ export class WorldMap {
         ctx.fill();
       }
       ctx.fillStyle = neverSeen ? THEME.sensorNeverSeen : THEME.sensorLabel;
-      ctx.fillText(sensor.label, x + 8, y);
+      this.label(ctx, sensor.label, x, y, 8);
     }
     ctx.globalAlpha = 1;
+  }
+
+  /** A sensor's label right of its marker, or left when it would run under a panel; none off the map. */
+  label(ctx, text, x, y, gap) {
+    const { left, top, right, bottom } = this.area;
+    if (x < left || x > right || y < top || y > bottom) return;
+    const width = ctx.measureText(text).width;
+    if (x + gap + width <= right) {
+      ctx.textAlign = "left";
+      ctx.fillText(text, x + gap, y);
+    } else if (x - gap - width >= left) {
+      ctx.textAlign = "right";
+      ctx.fillText(text, x - gap, y);
+    }
+    ctx.textAlign = "left";
   }
 }
 

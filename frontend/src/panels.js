@@ -1,5 +1,6 @@
-// The HTML panels over the map: ticker, counters, top lists, connection state,
-// dropped counter, demo banner and kind legend. Text only, through dom.js.
+// The HTML panels over the map: ticker, counters, top lists (a row is a button
+// that filters the view to it), connection state, dropped counter, demo banner
+// and kind legend. Text only, through dom.js.
 
 import { byId, el } from "./dom.js";
 import { KIND_COLORS, clockUTC, detailOf, kindColor, kindOf } from "./events.js";
@@ -32,7 +33,7 @@ export class Ticker {
       [
         el("span", { className: "t-time", text: clockUTC(event.ts) }),
         el("span", { className: "t-country", text: event.src_geo?.country ?? "--" }),
-        el("span", { className: "t-ip", text: event.src_ip ?? "?" }),
+        el("span", { className: "t-ip", text: event.src_ip ?? "?", title: String(event.src_ip ?? "") }),
         el("span", { className: "t-sensor", text: `→ ${event.sensor ?? "?"}` }),
         el("span", { className: "t-kind" }, [swatch, event.kind ?? kind]),
         el("span", { className: "t-detail", text: detail }),
@@ -47,26 +48,38 @@ function setNumber(id, value) {
   byId(id).textContent = Number.isFinite(value) ? String(value) : "–";
 }
 
-function fillTop(list, rows, labelOf, limit = 8) {
-  const items = (Array.isArray(rows) ? rows : []).slice(0, limit).map((row) =>
-    el("li", {}, [
-      el("span", { className: "top-key", text: labelOf(row) }),
+const TOP_SHOWN = 8;
+
+function fillTop(list, rows, labelOf, filter) {
+  const items = (Array.isArray(rows) ? rows : []).slice(0, TOP_SHOWN).map((row) => {
+    const label = labelOf(row);
+    const button = el("button", { className: "top-row", title: `show only ${label}` }, [
+      el("span", { className: "top-key", text: label, title: label }),
       el("span", { className: "top-count", text: row.count ?? 0 }),
-    ]),
-  );
+    ]);
+    button.type = "button";
+    button.addEventListener("click", () => filter(String(row.key)));
+    return el("li", { dataset: { key: String(row.key) } }, [button]);
+  });
   list.replaceChildren(...items);
 }
 
-/** Render /api/v1/stats/summary. */
-export function showSummary(summary) {
+/**
+ * Render /api/v1/stats/summary: the live counters, or the window's total in
+ * history mode; the top lists; the pipeline counters.
+ * @param {(key: string, value: string) => void} onFilter a top row was clicked
+ */
+export function showSummary(summary, onFilter) {
   const counts = summary.counts ?? {};
   setNumber("count-1m", counts["1m"]);
   setNumber("count-1h", counts["1h"]);
   setNumber("count-24h", counts["24h"]);
+  setNumber("count-window", summary.total);
   const top = summary.top ?? {};
-  fillTop(byId("top-countries"), top.countries, (row) => row.key);
-  fillTop(byId("top-ports"), top.ports, (row) => row.key);
-  fillTop(byId("top-asns"), top.asns, (row) => (row.label ? `AS${row.key} ${row.label}` : `AS${row.key}`));
+  fillTop(byId("top-countries"), top.countries, (row) => String(row.key), (key) => onFilter("country", key));
+  fillTop(byId("top-ports"), top.ports, (row) => String(row.key), (key) => onFilter("port", key));
+  fillTop(byId("top-asns"), top.asns, (row) => (row.label ? `AS${row.key} ${row.label}` : `AS${row.key}`),
+    (key) => onFilter("asn", key));
   setNumber("rejected", summary.pipeline?.rejected);
   setNumber("pipeline-dropped", summary.pipeline?.dropped);
   setNumber("ignored", summary.pipeline?.ignored);
@@ -97,11 +110,15 @@ export function showDemoBanner(visible) {
   byId("demo-banner").hidden = !visible;
 }
 
-export function buildLegend(list) {
+/** The kind legend; a kind is a button that filters the view to it. */
+export function buildLegend(list, onFilter) {
   const items = Object.entries(KIND_COLORS).map(([kind, color]) => {
     const swatch = el("span", { className: "swatch" });
     swatch.style.backgroundColor = color;
-    return el("li", {}, [swatch, kind.replace("_", " ")]);
+    const button = el("button", { className: "legend-kind", title: `show only ${kind}` }, [swatch, kind.replace("_", " ")]);
+    button.type = "button";
+    button.addEventListener("click", () => onFilter("kind", kind));
+    return el("li", { dataset: { kind } }, [button]);
   });
   list.replaceChildren(...items);
 }

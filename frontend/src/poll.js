@@ -1,30 +1,59 @@
-// The JSON API: one GET helper, and polling with one request in flight per
-// endpoint: the next one is scheduled only after the previous answered or failed.
+// The JSON API: one GET helper that reports a 401 (the session ended) to one
+// listener, and polling with one request in flight per endpoint: the next one is
+// scheduled only after the previous answered or failed.
+
+export class HttpError extends Error {
+  constructor(url, status) {
+    super(`${url}: HTTP ${status}`);
+    this.status = status;
+  }
+}
+
+let unauthorized = () => {};
+
+/** Who hears that an API call answered 401 (the page goes back to its login form). */
+export function onUnauthorized(listener) {
+  unauthorized = listener;
+}
 
 /** GET a same-origin JSON resource; throws on a network error or a non-2xx answer. */
-export async function fetchJSON(url) {
-  const response = await fetch(url, { cache: "no-store", headers: { accept: "application/json" } });
-  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+export async function fetchJSON(url, { signal } = {}) {
+  const response = await fetch(url, { cache: "no-store", headers: { accept: "application/json" }, signal });
+  if (response.status === 401) unauthorized();
+  if (!response.ok) throw new HttpError(url, response.status);
   return response.json();
 }
 
-/** Poll `url`; onData gets the body and the performance.now() at which its request was sent. */
+/**
+ * Poll `url` (a string, or a function giving the current one); onData gets the body
+ * and the performance.now() at which its request was sent. Returns {stop, now}: now()
+ * asks again at once (the view changed), and an answer to an older URL is dropped.
+ */
 export function poll(url, intervalMs, { onData, onError }) {
   let timer = null;
   let stopped = false;
+  let generation = 0;
   async function tick() {
+    clearTimeout(timer);
+    const mine = ++generation;
     const requestedAt = performance.now();
     try {
-      onData(await fetchJSON(url), requestedAt);
+      const body = await fetchJSON(typeof url === "function" ? url() : url);
+      if (mine === generation && !stopped) onData(body, requestedAt);
     } catch (error) {
-      onError(error);
+      if (mine === generation) onError(error);
     } finally {
-      if (!stopped) timer = setTimeout(tick, intervalMs);
+      if (!stopped && mine === generation) timer = setTimeout(tick, intervalMs);
     }
   }
   tick();
-  return () => {
-    stopped = true;
-    clearTimeout(timer);
+  return {
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+    now: () => {
+      if (!stopped) tick();
+    },
   };
 }

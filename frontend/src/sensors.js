@@ -33,7 +33,7 @@ export function sensorMarkers(sensors) {
     const point = lonLat(sensor);
     const status = statusOf(sensor);
     if (!point || status === "revoked") continue;
-    markers.push({ lon: point[0], lat: point[1], label: String(sensor.label || sensor.name), status });
+    markers.push({ lon: point[0], lat: point[1], name: sensor.name, label: String(sensor.label || sensor.name), status });
   }
   return markers;
 }
