@@ -1,13 +1,19 @@
-"""The sensor as the rest of the pipeline sees it: a name, a honeypot type and a location.
+"""The sensor as the rest of the pipeline sees it: a name, a honeypot type, a location, and
+the limits the sources apply to it.
 
 Sensors usually sit behind NAT, so their registered location, not their address, is where
-the map draws their arcs. Persistence lives in honeyatlas.store.registry; this module is pure.
+the map draws their arcs. Per-sensor settings are stored with the sensor and answered with
+it (so the cached directory answers them too): the formats it may send over HTTP (None: its
+honeypot's own formats plus `auto`, resolved by `allowed_formats`), its events/s rate and
+burst (None: the configured default), and the addresses or networks from which a syslog
+message may name it as HOSTNAME (empty: none). Persistence lives in
+honeyatlas.store.registry; this module is pure.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Protocol, TypeVar
 
@@ -16,6 +22,16 @@ import msgspec
 from honeyatlas.event import Geo, Precision
 
 _T = TypeVar("_T")
+AUTO_FORMAT = "auto"
+
+
+class SensorSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """What an operator sets per sensor (`sensor add/set`); None means the default."""
+
+    formats: tuple[str, ...] | None = None
+    rate_per_second: float | None = None
+    burst: int | None = None
+    syslog_sources: tuple[str, ...] = ()  # addresses or networks, normalised ("192.0.2.7/32")
 
 
 class Sensor(msgspec.Struct, frozen=True, kw_only=True):
@@ -27,10 +43,29 @@ class Sensor(msgspec.Struct, frozen=True, kw_only=True):
     demo: bool = False
     created_at: datetime | None = None
     revoked_at: datetime | None = None
+    formats: tuple[str, ...] | None = None
+    rate_per_second: float | None = None
+    burst: int | None = None
+    syslog_sources: tuple[str, ...] = ()
 
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+    @property
+    def settings(self) -> SensorSettings:
+        return SensorSettings(formats=self.formats, rate_per_second=self.rate_per_second, burst=self.burst,
+                              syslog_sources=self.syslog_sources)
+
+    def allowed_formats(self, known: Iterable[str]) -> frozenset[str]:
+        """The formats this sensor may send over HTTP, given the names of every known format:
+        those it was given, or by default `auto` and its honeypot's own (the format named
+        after the honeypot and those named `<honeypot>-...`, e.g. cowrie, cowrie-cef and
+        cowrie-sessions for a cowrie sensor)."""
+        if self.formats is not None:
+            return frozenset(self.formats)
+        own = self.honeypot
+        return frozenset(f for f in known if f == own or f.startswith(f"{own}-")) | {AUTO_FORMAT}
 
     def geo(self) -> Geo | None:
         """The sensor's registered location as a destination Geo, or None when unknown."""
@@ -58,10 +93,24 @@ class SensorDirectory(Protocol):
     def hpfeeds_credentials(self, ident: str) -> tuple[Sensor, str, list[str]] | None:
         """(sensor, secret, channels) of an hpfeeds ident, or None."""
 
+    def hpfeeds_secrets(self, ident: str) -> tuple[Sensor, list[str], list[str]] | None:
+        """(sensor, the secrets accepted now, channels) of an hpfeeds ident, or None: the
+        current secret first, then the one it replaced while `rotate`'s grace lasts."""
+
     def add(self, name: str, *, honeypot: str, lat: float | None, lon: float | None,
-            label: str | None = None, demo: bool = False) -> tuple[Sensor, str]: ...
+            label: str | None = None, demo: bool = False,
+            settings: SensorSettings | None = None) -> tuple[Sensor, str]:
+        """Register a sensor (again, if its name belongs to a revoked one); returns it and its
+        ingest token, shown once."""
 
     def revoke(self, name: str) -> Sensor: ...
+
+    def configure(self, name: str, settings: SensorSettings) -> Sensor:
+        """Replace a sensor's settings (all of them: read `get(name).settings` to change one)."""
+
+    def rotate(self, name: str, grace_seconds: float) -> tuple[str, str | None]:
+        """A new ingest token (and hpfeeds secret, when the sensor has hpfeeds credentials),
+        shown once; the ones they replace keep working for `grace_seconds`."""
 
     def enable_hpfeeds(
         self, name: str, channels: list[str] | None = None, *, ident: str | None = None
@@ -113,14 +162,26 @@ class CachedDirectory:
     def hpfeeds_credentials(self, ident: str) -> tuple[Sensor, str, list[str]] | None:
         return self._cached("ident", ident, self._inner.hpfeeds_credentials)
 
+    def hpfeeds_secrets(self, ident: str) -> tuple[Sensor, list[str], list[str]] | None:
+        return self._cached("secrets", ident, self._inner.hpfeeds_secrets)
+
     def add(self, name: str, *, honeypot: str, lat: float | None, lon: float | None,
-            label: str | None = None, demo: bool = False) -> tuple[Sensor, str]:
+            label: str | None = None, demo: bool = False,
+            settings: SensorSettings | None = None) -> tuple[Sensor, str]:
         self._answers.clear()
-        return self._inner.add(name, honeypot=honeypot, lat=lat, lon=lon, label=label, demo=demo)
+        return self._inner.add(name, honeypot=honeypot, lat=lat, lon=lon, label=label, demo=demo, settings=settings)
 
     def revoke(self, name: str) -> Sensor:
         self._answers.clear()
         return self._inner.revoke(name)
+
+    def configure(self, name: str, settings: SensorSettings) -> Sensor:
+        self._answers.clear()
+        return self._inner.configure(name, settings)
+
+    def rotate(self, name: str, grace_seconds: float) -> tuple[str, str | None]:
+        self._answers.clear()
+        return self._inner.rotate(name, grace_seconds)
 
     def enable_hpfeeds(
         self, name: str, channels: list[str] | None = None, *, ident: str | None = None
