@@ -14,10 +14,14 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The first time, `user ensure-admin` adds an admin named admin and prints its password once
+# (log in on the map with it); later runs find a user and say nothing.
 run: $(STAMP)
+	$(BIN)/honeyatlas user ensure-admin
 	$(BIN)/honeyatlas serve
 
 demo: $(STAMP)
+	$(BIN)/honeyatlas user ensure-admin
 	$(BIN)/honeyatlas serve --demo
 
 # A small cluster on this host (docs/scaling.md): nats-server, PostgreSQL (Debian's package),

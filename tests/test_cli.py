@@ -33,6 +33,7 @@ def test_sensor_add_list_revoke(tmp_path: Path) -> None:
     assert listed[0] | {"created_at": None} == {
         "name": "edge-01", "honeypot": "cowrie", "lat": 52.52, "lon": 13.4, "label": "Berlin DC",
         "demo": False, "revoked": False, "created_at": None,
+        "formats": None, "rate_per_second": None, "burst": None, "syslog_sources": [],  # None: the defaults
     }
     assert "edge-01" in run("sensor", "list", data_dir=tmp_path).stdout
 

@@ -12,21 +12,28 @@ import contextlib
 import gc
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from honeyatlas import __version__
+from honeyatlas.access import Role
 from honeyatlas.cluster import run_cluster
 from honeyatlas.config import ROLES, Config, load_config
+from honeyatlas.enrichment.sensors import AUTO_FORMAT, Sensor, SensorSettings
 from honeyatlas.errors import HoneyatlasError
 from honeyatlas.forwarder import add_arguments as forward_arguments
 from honeyatlas.forwarder import run_command as run_forward
 from honeyatlas.service import ImportProgress, Service, build_service, registry_for
+from honeyatlas.service.parts import build_adapters
 from honeyatlas.sources import simulate
+from honeyatlas.store.accounts import generate_password
+from honeyatlas.store.open import open_accounts
+from honeyatlas.store.registry import DEFAULT_GRACE_SECONDS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,6 +61,39 @@ def _location(text: str) -> tuple[float, float]:
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise argparse.ArgumentTypeError(f"{form}: latitude within -90..90, longitude within -180..180, got {text!r}")
     return lat, lon
+
+
+_UNSET: Any = object()  # an option not given (as opposed to "default")
+
+
+def _optional(convert: Any) -> Any:
+    """An option value of `convert`, or None for the word `default`."""
+    def parse(text: str) -> Any:
+        if text == "default":
+            return None
+        try:
+            return convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number or default, got {text!r}") from None
+    return parse
+
+
+def _names(text: str) -> tuple[str, ...] | None:
+    """A comma-separated list; None for `default`, empty for `none`."""
+    if text == "default":
+        return None
+    return () if text == "none" else tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _sensor_settings_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--formats", type=_names, default=_UNSET, metavar="F1,F2",
+                        help="formats it may send over HTTP (default: its honeypot's formats and auto)")
+    parser.add_argument("--rate", type=_optional(float), default=_UNSET, metavar="EVENTS_PER_SECOND",
+                        help="events per second it may send (default: the configured limit)")
+    parser.add_argument("--burst", type=_optional(int), default=_UNSET, metavar="EVENTS",
+                        help="events it may send at once above the rate (default: the configured burst)")
+    parser.add_argument("--syslog-from", type=_names, default=_UNSET, metavar="ADDR[,NET]",
+                        help="addresses or networks whose syslog messages may name it as HOSTNAME (none: no syslog)")
 
 
 def _state_options(parser: argparse.ArgumentParser) -> None:
@@ -120,13 +160,59 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--hpfeeds", action="store_true", help="also create hpfeeds credentials (ident and secret)")
     add.add_argument("--hpfeeds-channels", metavar="CH1,CH2",
                      help="channels the sensor may publish (default: its honeypot's standard channels)")
+    _sensor_settings_options(add)
     _state_options(add)
     listing = sensor_commands.add_parser("list", help="list registered sensors")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _state_options(listing)
-    revoke = sensor_commands.add_parser("revoke", help="revoke a sensor's token; its events stay stored")
+    setting = sensor_commands.add_parser("set", help="change a sensor's formats, rate, burst or syslog sources "
+                                         "(`default` restores a default)")
+    setting.add_argument("name")
+    _sensor_settings_options(setting)
+    _state_options(setting)
+    rotate = sensor_commands.add_parser("rotate", help="print a new ingest token (and hpfeeds secret) once; the "
+                                        "old ones keep working for the grace period")
+    rotate.add_argument("name")
+    rotate.add_argument("--grace-seconds", type=float, default=DEFAULT_GRACE_SECONDS, metavar="S",
+                        help=f"how long the old token keeps working (default {DEFAULT_GRACE_SECONDS:g})")
+    _state_options(rotate)
+    revoke = sensor_commands.add_parser("revoke", help="revoke a sensor's token; its events stay stored "
+                                        "and its name may be registered again")
     revoke.add_argument("name")
     _state_options(revoke)
+
+    roles = [role.value for role in Role]
+    user = commands.add_parser("user", help="manage the users who may log in to the map and the query API")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    user_add = user_commands.add_parser("add", help="add a user and print a generated password once")
+    user_add.add_argument("name")
+    user_add.add_argument("--role", dest="account_role", required=True, choices=roles, help="analyst reads everything; admin also manages")
+    user_add.add_argument("--password-stdin", action="store_true",
+                          help="read the password (12 characters or more) from one line of standard input")
+    user_list = user_commands.add_parser("list", help="list users (never their passwords)")
+    user_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    passwd = user_commands.add_parser("passwd", help="set a new password (generated, or --password-stdin); "
+                                      "ends the user's sessions")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    user_remove = user_commands.add_parser("remove", help="remove a user and end their sessions")
+    user_remove.add_argument("name")
+    ensure = user_commands.add_parser("ensure-admin", help="when no user exists yet, add an admin named admin "
+                                      "and print its password once (make run does this)")
+    for sub in (user_add, user_list, passwd, user_remove, ensure):
+        _state_options(sub)
+
+    token = commands.add_parser("token", help="manage read tokens for scripts and SIEMs (Authorization: Bearer)")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    token_add = token_commands.add_parser("add", help="add a read token and print it once")
+    token_add.add_argument("name")
+    token_add.add_argument("--role", dest="account_role", required=True, choices=roles, help="analyst reads everything; admin also manages")
+    token_list = token_commands.add_parser("list", help="list read tokens (never the tokens themselves)")
+    token_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    token_revoke = token_commands.add_parser("revoke", help="revoke a read token at once")
+    token_revoke.add_argument("name")
+    for sub in (token_add, token_list, token_revoke):
+        _state_options(sub)
 
     sim = commands.add_parser("simulate", help="write a labelled honeynet trace and its ground truth "
                               "(trace.jsonl, sensors.json, truth.json; docs/correlation.md)")
@@ -229,13 +315,39 @@ def _ingest(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _sensor_settings(args: argparse.Namespace, config: Config, current: SensorSettings) -> SensorSettings:
+    """`current` with the settings options given on the command line; formats checked against
+    the formats this configuration knows."""
+    formats = current.formats if args.formats is _UNSET else args.formats
+    if args.formats is not _UNSET and args.formats is not None:
+        known = set(build_adapters(config)) | {AUTO_FORMAT}
+        unknown = [f for f in args.formats if f not in known]
+        if unknown or not args.formats:
+            raise HoneyatlasError(f"--formats {','.join(unknown) or 'none'}: give known formats "
+                                  f"({', '.join(sorted(known))}) or default")
+    rate = current.rate_per_second if args.rate is _UNSET else args.rate
+    burst = current.burst if args.burst is _UNSET else args.burst
+    sources = current.syslog_sources if args.syslog_from is _UNSET else (args.syslog_from or ())
+    return SensorSettings(formats=formats, rate_per_second=rate, burst=burst, syslog_sources=sources)
+
+
+def _describe_settings(sensor: Sensor) -> str:
+    formats = ",".join(sensor.formats) if sensor.formats is not None else f"default ({sensor.honeypot}'s and auto)"
+    rate = f"{sensor.rate_per_second:g}/s" if sensor.rate_per_second is not None else "default"
+    burst = str(sensor.burst) if sensor.burst is not None else "default"
+    sources = ",".join(sensor.syslog_sources) or "none"
+    return f"formats {formats}; rate {rate}, burst {burst}; syslog from {sources}"
+
+
 def _sensor(args: argparse.Namespace, config: Config) -> int:
     registry = registry_for(config)
     registry.open()
     try:
         if args.sensor_command == "add":
             lat, lon = args.location if args.location else (None, None)
-            sensor, token = registry.add(args.name, honeypot=args.honeypot, lat=lat, lon=lon, label=args.label)
+            settings = _sensor_settings(args, config, SensorSettings())
+            sensor, token = registry.add(args.name, honeypot=args.honeypot, lat=lat, lon=lon, label=args.label,
+                                         settings=settings)
             print(f"sensor {sensor.name} registered ({sensor.honeypot}).")
             print(f"ingest token (shown once, store it now): {token}")
             if args.hpfeeds:
@@ -243,6 +355,21 @@ def _sensor(args: argparse.Namespace, config: Config) -> int:
                 ident, secret = registry.enable_hpfeeds(sensor.name, channels)
                 print(f"hpfeeds ident: {ident}")
                 print(f"hpfeeds secret (shown once, store it now): {secret}")
+            return 0
+        if args.sensor_command == "set":
+            current = registry.get(args.name)
+            if current is None:
+                raise HoneyatlasError(f"no sensor named {args.name!r}; see `honeyatlas sensor list`")
+            sensor = registry.configure(args.name, _sensor_settings(args, config, current.settings))
+            print(f"sensor {sensor.name}: {_describe_settings(sensor)}")
+            return 0
+        if args.sensor_command == "rotate":
+            token, secret = registry.rotate(args.name, args.grace_seconds)
+            until = datetime.now(UTC) + timedelta(seconds=args.grace_seconds)
+            print(f"new ingest token for {args.name} (shown once, store it now): {token}")
+            if secret is not None:
+                print(f"new hpfeeds secret (shown once, store it now): {secret}")
+            print(f"the old credentials keep working until {until:%Y-%m-%d %H:%M:%S} UTC")
             return 0
         if args.sensor_command == "revoke":
             sensor = registry.revoke(args.name)
@@ -253,7 +380,9 @@ def _sensor(args: argparse.Namespace, config: Config) -> int:
             print(json.dumps([
                 {"name": s.name, "honeypot": s.honeypot, "lat": s.lat, "lon": s.lon, "label": s.label,
                  "demo": s.demo, "revoked": s.revoked,
-                 "created_at": s.created_at.isoformat() if s.created_at else None}
+                 "created_at": s.created_at.isoformat() if s.created_at else None,
+                 "formats": s.formats, "rate_per_second": s.rate_per_second, "burst": s.burst,
+                 "syslog_sources": s.syslog_sources}
                 for s in sensors
             ], indent=2))
             return 0
@@ -261,9 +390,89 @@ def _sensor(args: argparse.Namespace, config: Config) -> int:
         for s in sensors:
             where = f"{s.lat:.2f},{s.lon:.2f}" if s.lat is not None and s.lon is not None else "-"
             print(f"{s.name:24} {s.honeypot:10} {where:18} {'revoked' if s.revoked else 'active':8} {s.label or ''}")
+            if s.settings != SensorSettings():
+                print(f"  {_describe_settings(s)}")
         return 0
     finally:
         registry.close()
+
+
+def _read_password() -> str:
+    password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise HoneyatlasError("no password on standard input; send one line, e.g. `printf '%s\\n' \"$PW\" | "
+                              "honeyatlas user add NAME --role analyst --password-stdin`")
+    return password
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else "-"
+
+
+def _user(args: argparse.Namespace, config: Config) -> int:
+    accounts = open_accounts(config)
+    accounts.open()
+    try:
+        command = args.user_command
+        if command in ("add", "passwd", "ensure-admin"):
+            if command == "ensure-admin" and accounts.has_users():
+                return 0  # someone can log in already: nothing to do, nothing to say
+            chosen = getattr(args, "password_stdin", False)
+            password = _read_password() if chosen else generate_password()
+            if command == "passwd":
+                accounts.set_password(args.name, password)
+                print(f"password of {args.name} changed; their sessions are ended.")
+            else:
+                name, role = (args.name, Role(args.account_role)) if command == "add" else ("admin", Role.ADMIN)
+                accounts.add_user(name, role, password)
+                print(f"{'first admin' if command == 'ensure-admin' else 'user'} {name} added ({role}).")
+            if not chosen:
+                print(f"password (shown once, store it now): {password}")
+            return 0
+        if command == "remove":
+            accounts.remove_user(args.name)
+            print(f"user {args.name} removed; their sessions are ended.")
+            return 0
+        users = accounts.users()
+        if args.json:
+            print(json.dumps([{"name": u.name, "role": u.role.value, "created_at": u.created_at.isoformat(),
+                               "last_login": u.last_login.isoformat() if u.last_login else None} for u in users],
+                             indent=2))
+            return 0
+        print(f"{'NAME':24} {'ROLE':8} {'CREATED':17} LAST LOGIN")
+        for u in users:
+            print(f"{u.name:24} {u.role.value:8} {_when(u.created_at):17} {_when(u.last_login)}")
+        return 0
+    finally:
+        accounts.close()
+
+
+def _token(args: argparse.Namespace, config: Config) -> int:
+    accounts = open_accounts(config)
+    accounts.open()
+    try:
+        if args.token_command == "add":
+            token = accounts.add_token(args.name, Role(args.account_role))
+            print(f"read token {args.name} added ({args.account_role}); send it as `Authorization: Bearer TOKEN`.")
+            print(f"token (shown once, store it now): {token}")
+            return 0
+        if args.token_command == "revoke":
+            accounts.revoke_token(args.name)
+            print(f"read token {args.name} revoked.")
+            return 0
+        tokens = accounts.tokens()
+        if args.json:
+            print(json.dumps([{"name": t.name, "role": t.role.value, "created_at": t.created_at.isoformat(),
+                               "last_used": t.last_used.isoformat() if t.last_used else None,
+                               "revoked": t.revoked_at is not None} for t in tokens], indent=2))
+            return 0
+        print(f"{'NAME':24} {'ROLE':8} {'CREATED':17} {'LAST USED':17} STATUS")
+        for t in tokens:
+            status = "revoked" if t.revoked_at else "active"
+            print(f"{t.name:24} {t.role.value:8} {_when(t.created_at):17} {_when(t.last_used):17} {status}")
+        return 0
+    finally:
+        accounts.close()
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -302,6 +511,10 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Every file this process creates (the data directory, DuckDB and its WAL, the SQLite
+    # files and their -wal/-shm, dead letters, offsets, a forwarder's state) is its owner's
+    # only: set once here, before anything is opened, it covers files made by libraries too.
+    os.umask(0o077)
     args = build_parser().parse_args(argv)
     if args.command == "forward":  # a client: no data directory, no server config
         return run_forward(args)
@@ -319,6 +532,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(config)
         if args.command == "ingest":
             return _ingest(args, config)
+        if args.command == "user":
+            return _user(args, config)
+        if args.command == "token":
+            return _token(args, config)
         return _sensor(args, config)
     except (HoneyatlasError, OSError) as exc:
         print(f"honeyatlas: error: {exc}", file=sys.stderr)
