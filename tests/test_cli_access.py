@@ -19,7 +19,10 @@ import pytest
 
 from honeyatlas.access import Principal, Role
 from honeyatlas.store.accounts import SQLiteAccounts, login_hint
+from honeyatlas.store.postgres_accounts import PostgresAccounts
+from honeyatlas.store.postgres_registry import PostgresSensorRegistry
 from honeyatlas.store.registry import SensorRegistry
+from tests.engines.postgres import PostgresServer
 
 HONEYATLAS = [sys.executable, "-m", "honeyatlas"]
 SHOWN_ONCE = "(shown once, store it now): "
@@ -216,3 +219,27 @@ def test_a_served_data_directory_is_owner_only(tmp_path: Path) -> None:
     wrong = {name: mode for name, mode in modes.items()
              if mode != ("0o700" if name == "." or (data / name).is_dir() else "0o600")}
     assert not wrong, wrong
+
+
+def test_the_commands_use_postgresql_when_configured(tmp_path: Path, postgres_server: PostgresServer) -> None:
+    """`storage.backend = "postgresql"` (a cluster): users, tokens and sensor settings go to the
+    shared database, where every role process reads them."""
+    url = postgres_server.new_database()
+    config = tmp_path / "honeyatlas.toml"
+    config.write_text(f'[storage]\nbackend = "postgresql"\nurl = "{url}"\n')
+    state = ("--config", str(config))
+    password = shown(run("user", "ensure-admin", *state, data_dir=tmp_path), "password")
+    token = shown(run("token", "add", "siem", "--role", "analyst", *state, data_dir=tmp_path), "token")
+    assert run("sensor", "add", "edge-01", "--honeypot", "cowrie", "--burst", "9", *state, data_dir=tmp_path).returncode == 0
+    assert not (tmp_path / "accounts.sqlite3").exists()
+    accounts = PostgresAccounts(url)
+    registry = PostgresSensorRegistry(url)
+    accounts.open()
+    registry.open()
+    try:
+        assert accounts.verify_password("admin", password) is not None
+        assert accounts.authenticate_token(token) == Principal(name="siem", role=Role.ANALYST, via="token")
+        assert registry.get("edge-01").burst == 9  # type: ignore[union-attr]
+    finally:
+        accounts.close()
+        registry.close()

@@ -1,7 +1,8 @@
 """The `honeyatlas` command: parse options, build the Config, hand it to the service.
 
 Every command that touches stored state takes --data-dir and --config. Errors are one
-line on stderr that says what to do, with exit status 2.
+line on stderr that says what to do, with exit status 2. The service (litestar, DuckDB) is
+imported only by the commands that build it, so `user`, `token` and `sensor` answer at once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from honeyatlas import __version__
 from honeyatlas.access import Role
@@ -28,12 +29,13 @@ from honeyatlas.enrichment.sensors import AUTO_FORMAT, Sensor, SensorSettings
 from honeyatlas.errors import HoneyatlasError
 from honeyatlas.forwarder import add_arguments as forward_arguments
 from honeyatlas.forwarder import run_command as run_forward
-from honeyatlas.service import ImportProgress, Service, build_service, registry_for
-from honeyatlas.service.parts import build_adapters
 from honeyatlas.sources import simulate
 from honeyatlas.store.accounts import generate_password
-from honeyatlas.store.open import open_accounts
+from honeyatlas.store.open import open_accounts, open_registry
 from honeyatlas.store.registry import DEFAULT_GRACE_SECONDS
+
+if TYPE_CHECKING:
+    from honeyatlas.service import ImportProgress
 
 
 class _Parser(argparse.ArgumentParser):
@@ -257,6 +259,8 @@ def _tune_gc() -> None:
 
 def _serve(config: Config) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from honeyatlas.service import build_service
+
     service = build_service(config)
 
     def ready(url: str) -> None:
@@ -291,6 +295,8 @@ def _ingest(args: argparse.Namespace, config: Config) -> int:
         raise HoneyatlasError(f"no file {path}; give the path of a log file")
     if args.batch_size < 1:
         raise HoneyatlasError("--batch-size must be at least 1")
+    from honeyatlas.service import Service
+
     service = Service(config)
     last = [0.0]
 
@@ -320,6 +326,8 @@ def _sensor_settings(args: argparse.Namespace, config: Config, current: SensorSe
     the formats this configuration knows."""
     formats = current.formats if args.formats is _UNSET else args.formats
     if args.formats is not _UNSET and args.formats is not None:
+        from honeyatlas.service.parts import build_adapters
+
         known = set(build_adapters(config)) | {AUTO_FORMAT}
         unknown = [f for f in args.formats if f not in known]
         if unknown or not args.formats:
@@ -340,7 +348,7 @@ def _describe_settings(sensor: Sensor) -> str:
 
 
 def _sensor(args: argparse.Namespace, config: Config) -> int:
-    registry = registry_for(config)
+    registry = open_registry(config)
     registry.open()
     try:
         if args.sensor_command == "add":
