@@ -139,6 +139,7 @@ function startMap(audience) {
     onChange: showIncidents,
     wake: () => map.wake(),
   });
+  stats.screenPoint = (lon, lat) => map.projection([lon, lat]); // where a place is drawn, for tests
   const filterBar = new FilterBar({ onChange: setView });
   const table = new EventsTable({ onFilter: addFilter });
   const timeline = new Timeline(byId("timeline"), { onSelect: (since, until) => setView(withWindow(view, since, until)) });
@@ -418,7 +419,9 @@ function startMap(audience) {
   setInterval(() => incidentList.tick(), AGE_TICK_MS);
   setInterval(() => showFlows(rate.update()), 1000);
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape") selection.clear();
+    if (event.key !== "Escape") return;
+    selection.clear();
+    table.details.hide();
   });
   window.addEventListener("resize", () => {
     map.resize();

@@ -68,6 +68,8 @@ export class WorldMap {
     this.sensors = [];
     this.dpr = 1;
     this.frame = null;
+    this.labelBoxes = [];
+    this.labelHeight = 13;
     canvas.addEventListener("click", (event) => {
       const sensor = this.sensorAt(event.offsetX, event.offsetY);
       if (sensor) onSensor(sensor.name);
@@ -112,7 +114,9 @@ export class WorldMap {
   sensorAt(x, y) {
     let best = null;
     let bestDistance = SENSOR_HIT_PX;
-    for (const sensor of this.sensors) {
+    // silent sensors first: their labels must not lose a place to an active one's
+    const ordered = [...this.sensors].sort((a, b) => (b.status === "silent") - (a.status === "silent"));
+    for (const sensor of ordered) {
       const point = this.projection([sensor.lon, sensor.lat]);
       if (!point) continue;
       const distance = Math.hypot(point[0] - x, point[1] - y);
@@ -234,10 +238,15 @@ export class WorldMap {
   }
 
   drawSensors(ctx) {
-    ctx.font = `${this.canvas.clientWidth >= 2400 ? 20 : 11}px system-ui, sans-serif`;
+    const fontPx = this.canvas.clientWidth >= 2400 ? 20 : 11;
+    ctx.font = `${fontPx}px system-ui, sans-serif`;
+    this.labelBoxes = []; // labels drawn this frame: a label that would overlap one is left out
+    this.labelHeight = fontPx + 2;
     ctx.textBaseline = "middle";
     ctx.textAlign = "left";
-    for (const sensor of this.sensors) {
+    // silent sensors first: their labels must not lose a place to an active one's
+    const ordered = [...this.sensors].sort((a, b) => (b.status === "silent") - (a.status === "silent"));
+    for (const sensor of ordered) {
       const point = this.projection([sensor.lon, sensor.lat]);
       if (!point) continue;
       const [x, y] = point;
@@ -270,19 +279,25 @@ export class WorldMap {
     ctx.globalAlpha = 1;
   }
 
-  /** A sensor's label right of its marker, or left when it would run under a panel; none off the map. */
+  /**
+   * A sensor's label right of its marker, or left when it would run under a panel or
+   * over another label; none off the map or where both sides are taken.
+   */
   label(ctx, text, x, y, gap) {
     const { left, top, right, bottom } = this.area;
     if (x < left || x > right || y < top || y > bottom) return;
     const width = ctx.measureText(text).width;
-    if (x + gap + width <= right) {
-      ctx.textAlign = "left";
-      ctx.fillText(text, x + gap, y);
-    } else if (x - gap - width >= left) {
-      ctx.textAlign = "right";
-      ctx.fillText(text, x - gap, y);
-    }
+    const height = this.labelHeight;
+    const free = (x0) =>
+      x0 >= left && x0 + width <= right &&
+      !this.labelBoxes.some((box) => x0 < box.x1 && x0 + width > box.x0 && Math.abs(y - box.y) < height);
+    let x0 = null;
+    if (free(x + gap)) x0 = x + gap;
+    else if (free(x - gap - width)) x0 = x - gap - width;
+    if (x0 === null) return;
+    this.labelBoxes.push({ x0, x1: x0 + width, y });
     ctx.textAlign = "left";
+    ctx.fillText(text, x0, y);
   }
 }
 
