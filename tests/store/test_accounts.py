@@ -204,8 +204,10 @@ def test_a_session_sees_the_role_of_now(backend: Backend) -> None:
     assert principal is not None
     cookie = accounts.open_session(principal, 60)
     accounts.remove_user("alice")
+    late = accounts.open_session(principal, 60)  # removed between the password check and the session
     accounts.add_user("alice", Role.ANALYST, PASSWORD)  # a new user of the same name
     assert accounts.session(cookie) is None  # removal ended it: the new alice did not inherit it
+    assert accounts.session(late) is None
 
 
 def test_sessions_are_bounded(backend: Backend) -> None:

@@ -24,6 +24,7 @@ login rate limits (web).
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import hmac
@@ -86,7 +87,7 @@ class DuplicateName(Exception):
     """A backend's unique-constraint violation, raised by `_change`."""
 
 
-class SQLAccounts:
+class SQLAccounts(abc.ABC):
     """The `Accounts` rules over a backend's two primitives. Thread-safe: the backends
     serialise their one connection behind a lock."""
 
@@ -98,15 +99,24 @@ class SQLAccounts:
 
     # -- what a backend supplies --------------------------------------------------------
 
-    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Connect, and create the tables when missing."""
 
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one query."""
+
+    @abc.abstractmethod
     def _change(self, *statements: tuple[str, tuple[Any, ...]]) -> list[int]:
         """Run the statements in one transaction; their row counts. Raises `DuplicateName`
         on a unique-constraint violation (nothing is changed then)."""
-        raise NotImplementedError
 
     def _time_in(self, moment: datetime) -> Any:
+        """A time as the backend stores it (PostgreSQL: as it is, timestamptz)."""
         return moment
 
     def _time_out(self, stored: Any) -> datetime | None:
@@ -183,13 +193,16 @@ class SQLAccounts:
     # -- sessions -------------------------------------------------------------------------
 
     def open_session(self, principal: Principal, ttl_seconds: float) -> str:
+        """The session is tied to the user as they are now: one removed since their password
+        was checked gets a cookie that opens nothing."""
         cookie = secrets.token_urlsafe(32)
         now = self._clock()
         at = self._time_in(now)
         self._change(
             ("DELETE FROM sessions WHERE expires_at <= ?", (at,)),
-            ("INSERT INTO sessions (id_sha256, user_name, created_at, expires_at, last_seen) VALUES (?, ?, ?, ?, ?)",
-             (_digest(cookie), principal.name, at, self._time_in(now + timedelta(seconds=ttl_seconds)), at)),
+            ("INSERT INTO sessions (id_sha256, user_name, created_at, expires_at, last_seen) "
+             "SELECT ?, name, ?, ?, ? FROM users WHERE name = ?",
+             (_digest(cookie), at, self._time_in(now + timedelta(seconds=ttl_seconds)), at, principal.name)),
             ("DELETE FROM sessions WHERE user_name = ? AND id_sha256 NOT IN "
              "(SELECT id_sha256 FROM sessions WHERE user_name = ? ORDER BY created_at DESC LIMIT ?)",
              (principal.name, principal.name, MAX_SESSIONS_PER_USER)),
