@@ -24,6 +24,19 @@ export class ArcLayer {
     return this.arcs.length === 0 && this.pulses.length === 0;
   }
 
+  /** The source (as given to addArc) of an arc drawn within `radius` CSS pixels of (x, y), or null. */
+  sourceAt(projection, x, y, now, radius = 6) {
+    for (const arc of this.arcs) {
+      if (!arc.source || now < arc.start) continue;
+      const points = [arc.from, ...arc.samples.map(([, point]) => point), arc.to];
+      for (const point of points) {
+        const at = projection(point);
+        if (at && Math.hypot(at[0] - x, at[1] - y) <= radius) return arc.source;
+      }
+    }
+    return null;
+  }
+
   /** Forget every arc and pulse (the view changed). */
   clear() {
     this.arcs = [];
@@ -31,12 +44,12 @@ export class ArcLayer {
   }
 
   /** Start an arc at time `start` (performance.now() clock); false when over the cap. */
-  addArc(from, to, color, start) {
+  addArc(from, to, color, start, source = null) {
     if (this.arcs.length >= this.maxArcs) {
       this.stats.arcsSkipped += 1;
       return false;
     }
-    this.arcs.push({ ...greatCircle(from, to), color, start, landed: false });
+    this.arcs.push({ ...greatCircle(from, to), color, start, landed: false, source });
     this.stats.arcsDrawn += 1;
     return true;
   }

@@ -113,6 +113,7 @@ function startMap(audience) {
     flows,
     onCountry: (code) => setView(withFilter(view, "country", code)),
     onSensor: (name) => setView(withFilter(view, "sensor", name)),
+    onSource: (address) => setView(withFilter(view, "src_ip", address)),
   });
   const ticker = new Ticker(byId("ticker"));
   const dropped = new DroppedCounter(byId("dropped"));
@@ -250,7 +251,7 @@ function startMap(audience) {
         const origin = (country && map.centroidOf(country)) || from;
         flows.add(`${country ?? from.join(",")}>${to.join(",")}`, origin, to, color, now);
         stats.flowsDrawn += 1;
-      } else if (from) arcs.addArc(from, to, color, now + index * step);
+      } else if (from) arcs.addArc(from, to, color, now + index * step, typeof event.src_ip === "string" ? event.src_ip : null);
       else arcs.addPulse(to, color, now + index * step); // loopback/private source: no arc
     });
     map.wake();

@@ -2,7 +2,7 @@
 // area between the panels (the inhabited land, Antarctica left out), a cached
 // basemap layer with the optional country choropleth, sensor markers (one look
 // per status, labels kept out from under the panels), clicks on a country or a
-// sensor, and the one requestAnimationFrame loop that runs the tickers (a
+// sensor or an arc, and the one requestAnimationFrame loop that runs the tickers (a
 // replay), then draws flows, the arc layer and the incident highlight. The loop
 // sleeps while nothing moves and is woken by wake().
 
@@ -48,7 +48,8 @@ export class WorldMap {
    * @param {() => {left: number, top: number, right: number, bottom: number}} insets
    *   CSS pixels of the canvas covered by panels; the globe is fitted to the rest.
    */
-  constructor(canvas, arcs, highlight, insets, { flows = null, onCountry = () => {}, onSensor = () => {} } = {}) {
+  constructor(canvas, arcs, highlight, insets,
+    { flows = null, onCountry = () => {}, onSensor = () => {}, onSource = () => {} } = {}) {
     this.canvas = canvas;
     this.ctx = canvas.getContext("2d");
     this.arcs = arcs;
@@ -71,12 +72,13 @@ export class WorldMap {
     this.labelBoxes = [];
     this.labelHeight = 13;
     canvas.addEventListener("click", (event) => {
-      const sensor = this.sensorAt(event.offsetX, event.offsetY);
-      if (sensor) onSensor(sensor.name);
-      else {
-        const country = this.countryAt(event.offsetX, event.offsetY);
-        if (country) onCountry(country);
-      }
+      const [x, y] = [event.offsetX, event.offsetY];
+      const sensor = this.sensorAt(x, y);
+      if (sensor) return onSensor(sensor.name);
+      const source = this.arcs.sourceAt(this.projection, x, y, performance.now());
+      if (source) return onSource(source);
+      const country = this.countryAt(x, y);
+      if (country) onCountry(country);
     });
   }
 
