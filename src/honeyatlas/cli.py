@@ -188,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     user_commands = user.add_subparsers(dest="user_command", required=True)
     user_add = user_commands.add_parser("add", help="add a user and print a generated password once")
     user_add.add_argument("name")
-    user_add.add_argument("--role", dest="account_role", required=True, choices=roles, help="analyst reads everything; admin also manages")
+    user_add.add_argument("--role", dest="account_role", required=True, choices=roles,
+                          help="analyst reads everything; admin also manages")
     user_add.add_argument("--password-stdin", action="store_true",
                           help="read the password (12 characters or more) from one line of standard input")
     user_list = user_commands.add_parser("list", help="list users (never their passwords)")
@@ -208,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     token_commands = token.add_subparsers(dest="token_command", required=True)
     token_add = token_commands.add_parser("add", help="add a read token and print it once")
     token_add.add_argument("name")
-    token_add.add_argument("--role", dest="account_role", required=True, choices=roles, help="analyst reads everything; admin also manages")
+    token_add.add_argument("--role", dest="account_role", required=True, choices=roles,
+                           help="analyst reads everything; admin also manages")
     token_list = token_commands.add_parser("list", help="list read tokens (never the tokens themselves)")
     token_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
     token_revoke = token_commands.add_parser("revoke", help="revoke a read token at once")
@@ -422,18 +424,20 @@ def _user(args: argparse.Namespace, config: Config) -> int:
     accounts.open()
     try:
         command = args.user_command
+        if command == "ensure-admin" and accounts.has_users():
+            return 0  # someone can log in already: nothing to do, nothing to say
         if command in ("add", "passwd", "ensure-admin"):
-            if command == "ensure-admin" and accounts.has_users():
-                return 0  # someone can log in already: nothing to do, nothing to say
             chosen = getattr(args, "password_stdin", False)
             password = _read_password() if chosen else generate_password()
             if command == "passwd":
                 accounts.set_password(args.name, password)
                 print(f"password of {args.name} changed; their sessions are ended.")
+            elif command == "add":
+                accounts.add_user(args.name, Role(args.account_role), password)
+                print(f"user {args.name} added ({args.account_role}).")
             else:
-                name, role = (args.name, Role(args.account_role)) if command == "add" else ("admin", Role.ADMIN)
-                accounts.add_user(name, role, password)
-                print(f"{'first admin' if command == 'ensure-admin' else 'user'} {name} added ({role}).")
+                accounts.add_user("admin", Role.ADMIN, password)
+                print("first admin added: user admin; log in on the map with the password below.")
             if not chosen:
                 print(f"password (shown once, store it now): {password}")
             return 0
@@ -519,11 +523,13 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # Every file this process creates (the data directory, DuckDB and its WAL, the SQLite
-    # files and their -wal/-shm, dead letters, offsets, a forwarder's state) is its owner's
-    # only: set once here, before anything is opened, it covers files made by libraries too.
-    os.umask(0o077)
     args = build_parser().parse_args(argv)
+    if args.command != "simulate":  # writes a trace to share, nothing at rest
+        # Every file this process creates (the data directory, DuckDB and its WAL, the SQLite
+        # files and their -wal/-shm, dead letters, offsets, a forwarder's state, a cluster's
+        # databases) is its owner's only: set before anything is opened, it covers the files
+        # libraries create too.
+        os.umask(0o077)
     if args.command == "forward":  # a client: no data directory, no server config
         return run_forward(args)
     try:
