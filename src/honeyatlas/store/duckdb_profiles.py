@@ -8,6 +8,7 @@ and every list is aggregated from them, so a profile costs one scan of the event
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -149,6 +150,10 @@ async def attacker_summaries(
             [_naive(since), _naive(until), ips],
         ):
             kinds.setdefault(ip, set()).add(kind)
+    return await asyncio.to_thread(_summaries, rows, kinds)  # up to 100,000 rows: seconds of Python
+
+
+def _summaries(rows: list[tuple[Any, ...]], kinds: dict[str, set[str]]) -> list[AttackerSummary]:
     found = []
     for ip, first, last, n, country, asn, failed, succeeded, files, ports, sensors in rows:
         seen_in = kinds.get(ip, set())

@@ -9,7 +9,9 @@ What must not live here: DDL, writes, and rules that decide what an attacker is 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
+from typing import Any
 
 from honeyatlas.incident import Incident, doubling_seconds
 from honeyatlas.profile import (
@@ -139,6 +141,10 @@ async def attacker_summaries(
             [since, until, [row[0] for row in rows]],
         ):
             kinds.setdefault(ip, set()).add(kind)
+    return await asyncio.to_thread(_summaries, rows, kinds)  # up to 100,000 rows: seconds of Python
+
+
+def _summaries(rows: list[tuple[Any, ...]], kinds: dict[str, set[str]]) -> list[AttackerSummary]:
     found = []
     for ip, first, last, n, country, asn, failed, succeeded, files, ports, sensors in rows:
         seen_in = kinds.get(ip, set())
