@@ -141,6 +141,8 @@ function startMap(audience) {
     wake: () => map.wake(),
   });
   stats.screenPoint = (lon, lat) => map.projection([lon, lat]); // where a place is drawn, for tests
+  stats.landBounds = () => map.landBounds(); // where the land is drawn, for tests
+  stats.sensorLabels = () => map.labelBoxes.map((box) => ({ ...box })); // the labels of the last frame
   const filterBar = new FilterBar({ onChange: setView });
   const table = new EventsTable({ onFilter: addFilter });
   const timeline = new Timeline(byId("timeline"), { onSelect: (since, until) => setView(withWindow(view, since, until)) });

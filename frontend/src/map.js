@@ -100,6 +100,11 @@ export class WorldMap {
     this.wake();
   }
 
+  /** [[x0, y0], [x1, y1]]: where the land the projection is fitted to is drawn, in CSS pixels. */
+  landBounds() {
+    return geoPath(this.projection).bounds(this.land);
+  }
+
   /** [lon, lat] of a country's centroid, or null. */
   centroidOf(alpha2) {
     return this.centroids.get(alpha2) ?? null;
