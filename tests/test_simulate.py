@@ -141,9 +141,7 @@ def test_defining_hits_are_the_kth_distinct_member_in_the_trace(written: Path) -
             members[("epidemic", r["sha256"], "")].append((ts, sensor))
         if r["kind"] == "file_download":
             members[("campaign", urlsplit(r["url"]).hostname, "download_host")].append((ts, r["src_ip"]))
-        if r.get("client_version", "").startswith("SSH-2.0-") and not r["client_version"].startswith(
-                tuple(c.campaign_ignore_client_versions)):
-            members[("campaign", r["client_version"], "client_version")].append((ts, r["src_ip"]))
+        # a banner is a weak key: it opens with a second key (tests/transforms/test_campaign_background.py)
     threshold = {"multi_sensor": c.multi_sensor_min_sensors, "horizontal_scan": c.scan_min_sensors,
                  "vertical_scan": c.scan_min_ports, "epidemic": c.epidemic_min_sensors, "campaign": c.campaign_min_sources}
     checked = defaultdict(int)
@@ -222,7 +220,9 @@ def test_realistic_background_looks_alike_but_the_truth_tells_campaigns_apart(tm
     listed = {(x.qualifier, x.key) for x in truth.lookalikes}
     extra = [(key, q) for (kind, key, q) in whole if (kind, key, q) not in expected]
     assert {str(kind) for kind, _, _ in (k for k in whole if k not in expected)} == {"campaign"}
-    assert len(extra) >= 10  # the plain definition opens on the look-alikes: what issue 15 is about
+    # the definition opens on the look-alikes that are strong keys (Mirai lists, dictionary
+    # triples, public hosts); the learned background, not the definition, tells them apart
+    assert len(extra) >= 5
     for key, q in extra:
         if q == "credentials":
             assert set(key.split(", ")) <= dictionary, key

@@ -65,6 +65,21 @@ class Step(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     port: int | None = None
 
 
+class MatchedKey(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Why a campaign opened: one key its sources shared, and how rare it was.
+
+    The campaign's own fingerprint comes first; a weak one (a banner, a command sequence)
+    is followed by the second keys that corroborate it. `background` is the decayed count of
+    other sources that showed the key before the campaign's window (for a second key: that
+    showed it together with the first); `campaign_max_background_sources` or more is common."""
+
+    fingerprint: Fingerprint
+    value: str  # attacker-controlled text
+    sources: int  # sources in the window that showed it (a second key: together with the first)
+    background: float
+    strong: bool = False  # a credential list or a download host: opens alone when rare
+
+
 class Incident(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One detection, as it stands after the latest event that changed it."""
 
@@ -85,6 +100,8 @@ class Incident(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     fingerprint: Fingerprint | None = None  # campaigns
     sources_per_sensor: dict[str, int] = {}  # epidemics: distinct sources per sensor
     doubling_seconds: float | None = None  # epidemics: doubling time of the sensor count
+    keys: tuple[MatchedKey, ...] = ()  # campaigns: the keys that opened it and how rare each was
+    confidence: float | None = None  # campaigns: 0-1, from the keys' rarity and number (docs/correlation.md)
     v: int = INCIDENT_SCHEMA_VERSION
 
 

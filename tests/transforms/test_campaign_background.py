@@ -20,8 +20,9 @@ from honeyatlas.incident import Incident, IncidentKind
 from honeyatlas.sources import simulate
 from honeyatlas.sources.simulate import world
 from honeyatlas.transforms.correlate import Correlator, Hit
+from honeyatlas.transforms.correlate.campaigns import WARMUP_CONFIDENCE
 from honeyatlas.transforms.correlate.stages import KeyedStage, SourceStage
-from tests.transforms.test_correlate import ev, of_kind
+from tests.transforms.test_correlate import T0, ev, of_kind
 from tests.transforms.test_stages import split_run, workers_of
 
 Realistic = tuple[simulate.Truth, list[Incident], datetime]  # truth, final incidents, end of the warm-up
@@ -49,16 +50,53 @@ def test_a_credential_list_of_common_pairs_opens_nothing_one_with_a_rare_pair_do
     assert campaign.sources[0] == "192.0.2.0"
 
 
+def download(src: str, sensor: str, at: float, host: str) -> Event:
+    return ev(src, sensor, at, kind=Kind.FILE_DOWNLOAD, url=f"http://{host}/x.sh")
+
+
 def test_a_fingerprint_that_trickled_in_before_its_window_is_background() -> None:
-    c = Correlator(CorrelationConfig())
-    banner = "SSH-2.0-russh_0.40.2"  # a library the default list does not know: learned
+    c = Correlator(CorrelationConfig(campaign_warmup_seconds=0))
     # one source every 20 minutes (never 5 within the hour), then a burst of 6
-    trickle = [ev(f"198.51.100.{n}", "s1", n * 1200, client_version=banner) for n in range(6)]
-    burst = [ev(f"203.0.113.{n}", "s2", 9000 + n * 10, client_version=banner) for n in range(6)]
-    fresh = [ev(f"192.0.2.{n}", "s3", 9000 + n * 10, client_version="SSH-2.0-zbot_1.2") for n in range(6)]
+    trickle = [download(f"198.51.100.{n}", "s1", n * 1200, "transfer.sh") for n in range(6)]
+    burst = [download(f"203.0.113.{n}", "s2", 9000 + n * 10, "transfer.sh") for n in range(6)]
+    fresh = [download(f"192.0.2.{n}", "s3", 9000 + n * 10, "zbot.example") for n in range(6)]
     found = of_kind(c.observe([*trickle, *sorted(burst + fresh, key=lambda e: e.ts)]), IncidentKind.CAMPAIGN)
-    assert {i.key for i in found} == {"SSH-2.0-zbot_1.2"}
+    assert {i.key for i in found} == {"zbot.example"}
     assert c.detectors["campaign"].background_refusals >= 1  # type: ignore[attr-defined]
+    [latest] = found[-1:]
+    assert latest.keys[0].background == 0 and latest.keys[0].strong and latest.confidence == 0.7
+
+
+def test_a_weak_key_opens_only_with_a_second_key_its_sources_share() -> None:
+    """Six sources with one unknown banner open nothing; six with a banner and one same
+    command sequence open both (each is the other's second key), with the keys listed."""
+    c = Correlator(CorrelationConfig(campaign_warmup_seconds=0))
+    alone = [ev(f"198.51.100.{n}", "s1", n * 30, client_version="SSH-2.0-zbot_1.2") for n in range(6)]
+    assert not of_kind(c.observe(alone), IncidentKind.CAMPAIGN)
+    assert c.detectors["campaign"].weak_refusals >= 1  # type: ignore[attr-defined]
+    tool = ["/bin/busybox ZXQ", "cd /tmp", "./zxq"]
+    both: list[Event] = []
+    for n in range(6):
+        src, at = f"203.0.113.{n}", 600 + n * 30
+        both.append(ev(src, "s2", at, client_version="SSH-2.0-qbot_7.1", session=f"q{n}"))
+        both += [ev(src, "s2", at + 1 + i, kind=Kind.COMMAND, command=text, session=f"q{n}") for i, text in enumerate(tool)]
+    found = {i.key: i for i in of_kind(c.observe(both), IncidentKind.CAMPAIGN)}
+    assert set(found) == {"SSH-2.0-qbot_7.1", "/bin/busybox ZXQ ; cd /tmp ; ./zxq"}
+    banner = found["SSH-2.0-qbot_7.1"]
+    assert banner.opened_at == T0 + timedelta(seconds=600 + 4 * 30 + 3)  # the fifth source's third command
+    assert [(str(k.fingerprint), k.sources, k.background, k.strong) for k in banner.keys] == [
+        ("client_version", 5, 0.0, False), ("commands", 5, 0.0, False)]
+    assert banner.confidence == 0.64 and "also shared: commands" in banner.summary
+
+
+def test_a_campaign_while_the_background_is_unknown_has_low_confidence() -> None:
+    c = Correlator(CorrelationConfig())  # warm-up: one hour from the first key
+    early = [download(f"203.0.113.{n}", "s1", n * 30, "early.example") for n in range(5)]
+    late = [download(f"192.0.2.{n}", "s2", 3600 + n * 30, "late.example") for n in range(5)]
+    found = {i.key: i for i in of_kind(c.observe(early + late), IncidentKind.CAMPAIGN)}
+    assert found["early.example"].confidence == WARMUP_CONFIDENCE
+    assert "still being learned" in found["early.example"].summary
+    assert found["late.example"].confidence == 0.7
 
 
 def test_the_source_stage_carries_common_in_the_hit() -> None:

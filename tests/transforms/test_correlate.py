@@ -101,7 +101,10 @@ def test_campaign_on_a_shared_credential_list_in_any_order() -> None:
     assert campaign.key == "admin/hunter2x, root/Zx9!kq, ubnt/ubnt77"
     assert campaign.source_count == 6 and campaign.sources[0] == "203.0.0.7"
     assert campaign.opened_at == T0 + timedelta(seconds=4 * 60 + 2)  # third credential of the 5th source
-    assert campaign.summary.startswith("6 sources shared one credentials; rare on the background: 0.0 other sources")
+    assert campaign.summary.startswith("6 sources shared one credentials, rare on the background (0 other sources")
+    [key] = campaign.keys
+    assert (key.fingerprint, key.value, key.sources, key.background, key.strong) == (
+        Fingerprint.CREDENTIALS, campaign.key, 5, 0.0, True)
 
 
 def test_campaign_on_commands_download_host_and_banner() -> None:
@@ -194,8 +197,10 @@ def test_state_stays_bounded_with_many_distinct_sources() -> None:
                client_version=f"SSH-2.0-bot{i}")
             for i in range(5000)
         ])
+    # campaign: sessions and sources' keys (max_sessions each), fingerprints and parts (max_fingerprints each)
+    bounds = {"multi_sensor": 1000, "scan": 1000, "campaign": 2 * 500 + 2 * 300, "epidemic": 20_000}
     for name, detector in c.detectors.items():
-        assert detector.tracked <= 1000 + 500, name
+        assert detector.tracked <= bounds[name], name
     assert c.detectors["multi_sensor"].evictions >= 99_000 - 1000
     assert c.detectors["campaign"].evictions > 0
 

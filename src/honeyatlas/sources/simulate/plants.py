@@ -19,12 +19,15 @@ from datetime import UTC, datetime, timedelta
 from honeyatlas.incident import Fingerprint, IncidentKind
 from honeyatlas.sources.simulate import world
 from honeyatlas.sources.simulate.scenarios import Scenario
-from honeyatlas.sources.simulate.truth import Entity, Expectation, Limits, NearMiss, benign_test, expectations
+from honeyatlas.sources.simulate.truth import WEAK, Entity, Expectation, Limits, NearMiss, benign_test, expectations
 from honeyatlas.sources.simulate.world import Addresses, Item, SimulationError
 
 VISIT_MS = 25_000  # a planted session lasts less than this
 _Key = tuple[IncidentKind, str, str]
 _FINGERPRINTS = list(Fingerprint)
+# What a weak-key campaign plant also shares: a banner campaign runs its tool's commands, a
+# command campaign fetches from its own host.
+_SECOND_KEY = {Fingerprint.CLIENT_VERSION: [Fingerprint.COMMANDS], Fingerprint.COMMANDS: [Fingerprint.DOWNLOAD_HOST]}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -59,7 +62,10 @@ class Planner:
             "near_epidemic": self._near_epidemic, "near_epidemic_spread": self._near_epidemic_spread,
         }
         for fingerprint in Fingerprint:
-            self._builders[f"campaign_{fingerprint}"] = lambda b, f=fingerprint: self._campaign(b, [f])
+            # a weak key (WEAK) opens only with a second one its sources share: the plant brings one
+            shared = [fingerprint, *_SECOND_KEY.get(fingerprint, [])]
+            self._builders[f"campaign_{fingerprint}"] = lambda b, f=shared: self._campaign(b, f)
+        self._builders["near_campaign_weak"] = self._near_campaign_weak
 
     def plant(self, plant: str, entity_id: str) -> tuple[Entity, list[Item]] | None:
         """One entity of kind `plant` with its truth, or None when it does not fit the trace."""
@@ -329,6 +335,14 @@ class Planner:
         for fingerprint, value in values.items():
             key = (IncidentKind.CAMPAIGN, _value(fingerprint, value), str(fingerprint))
             built.negatives.append((key, "C-1 sources"))
+        return True
+
+    def _near_campaign_weak(self, built: _Built) -> bool:
+        fingerprint = self._rng.choice(sorted(WEAK))
+        values = self._fingerprint_values([fingerprint])
+        self._members(built, values, self._starts(self._member_count()))
+        key = (IncidentKind.CAMPAIGN, _value(fingerprint, values[fingerprint]), str(fingerprint))
+        built.negatives.append((key, "C or more sources share one weak key and nothing else"))
         return True
 
     def _near_campaign_spread(self, built: _Built) -> bool:

@@ -19,9 +19,11 @@ PLANTS: dict[str, str] = {
     "vertical_scan": "one source probes P to P+30 ports of one sensor (with overlap: of two sensors) within the "
     "scan window",
     "campaign_credentials": "C to C+7 sources, one session each, try the same credential list in different orders",
-    "campaign_commands": "C to C+7 sources run the same first commands (spacing varies; whitespace is collapsed)",
+    "campaign_commands": "C to C+7 sources run the same first commands (spacing varies; whitespace is collapsed) and "
+    "fetch files from one host: two campaigns (a command sequence is a weak key, opened by the host it shares)",
     "campaign_download_host": "C to C+7 sources make sensors fetch different files from one host",
-    "campaign_client_version": "C to C+7 sources connect with one uncommon SSH client banner",
+    "campaign_client_version": "C to C+7 sources connect with one uncommon SSH client banner and run the same first "
+    "commands: two weak keys, each the other's second key, two campaigns",
     "botnet": "C to C+7 sources share a banner, a credential list, a command sequence and a download host and drop "
     "one sample: four campaigns and, once the sample is at E sensors, an epidemic; with overlap some members "
     "also roam k sensors (multi-sensor attackers)",
@@ -36,6 +38,8 @@ PLANTS: dict[str, str] = {
     "S-1 >= k)",
     "near_campaign": "negative: C-1 sources share a fingerprint",
     "near_campaign_spread": "negative: C sources share a fingerprint, spaced so that no C fall within the window",
+    "near_campaign_weak": "negative: C to C+7 sources share one uncommon banner or one command sequence and nothing "
+    "else: a weak key alone opens no campaign",
     "near_epidemic": "negative: one sample at E-1 sensors",
     "near_epidemic_spread": "negative: one sample at E sensors, spaced so that no E fall within the window",
 }
@@ -81,7 +85,8 @@ SCENARIOS: dict[str, Scenario] = {
                 "multi_sensor": 20, "horizontal_scan": 10, "vertical_scan": 10, "campaign_credentials": 5,
                 "campaign_commands": 5, "campaign_download_host": 5, "campaign_client_version": 5, "epidemic": 8,
                 "near_multi_sensor": 5, "near_multi_sensor_spread": 5, "near_vertical_scan": 5,
-                "near_horizontal_scan": 5, "near_campaign": 5, "near_campaign_spread": 3, "near_epidemic": 5,
+                "near_horizontal_scan": 5, "near_campaign": 5, "near_campaign_spread": 3, "near_campaign_weak": 4,
+                "near_epidemic": 5,
             },
         ),
         Scenario(
@@ -94,7 +99,7 @@ SCENARIOS: dict[str, Scenario] = {
                 "multi_sensor": 60, "horizontal_scan": 30, "vertical_scan": 30, "campaign_credentials": 8,
                 "campaign_commands": 8, "campaign_download_host": 8, "campaign_client_version": 8, "botnet": 6,
                 "epidemic": 15, "near_multi_sensor": 10, "near_multi_sensor_spread": 10, "near_vertical_scan": 10,
-                "near_horizontal_scan": 10, "near_campaign": 10, "near_epidemic": 10,
+                "near_horizontal_scan": 10, "near_campaign": 10, "near_campaign_weak": 6, "near_epidemic": 10,
             },
         ),
         Scenario(
@@ -107,7 +112,8 @@ SCENARIOS: dict[str, Scenario] = {
                 "multi_sensor": 5, "horizontal_scan": 5, "vertical_scan": 5, "campaign_credentials": 6,
                 "campaign_commands": 6, "campaign_download_host": 6, "campaign_client_version": 6, "botnet": 10,
                 "epidemic": 30, "near_multi_sensor": 3, "near_multi_sensor_spread": 3, "near_vertical_scan": 3,
-                "near_horizontal_scan": 3, "near_campaign": 6, "near_campaign_spread": 4, "near_epidemic": 10,
+                "near_horizontal_scan": 3, "near_campaign": 6, "near_campaign_spread": 4, "near_campaign_weak": 4,
+                "near_epidemic": 10,
                 "near_epidemic_spread": 5,
             },
         ),
@@ -121,7 +127,8 @@ SCENARIOS: dict[str, Scenario] = {
             plants={
                 "multi_sensor": 10, "horizontal_scan": 5, "vertical_scan": 5, "campaign_credentials": 6,
                 "campaign_commands": 6, "campaign_download_host": 6, "campaign_client_version": 6, "botnet": 4,
-                "research_scanner": 3, "epidemic": 6, "near_multi_sensor": 3, "near_campaign": 6, "near_epidemic": 3,
+                "research_scanner": 3, "epidemic": 6, "near_multi_sensor": 3, "near_campaign": 6, "near_campaign_weak": 6,
+                "near_epidemic": 3,
             },
         ),
         Scenario(

@@ -171,15 +171,16 @@ def _collapse(text: str) -> str:
     return " ".join(text.split())
 
 
-def fingerprint_hits(items: list[Item], limits: Limits) -> dict[tuple[Fingerprint, str], list[tuple[int, str]]]:
-    """(fingerprint, value) -> [(time, source)] of the events that show it, per the campaign definitions."""
+# Keys that open a campaign only with a second key their sources share (campaigns.WEAK).
+WEAK = (Fingerprint.CLIENT_VERSION, Fingerprint.COMMANDS)
+
+
+def completions(items: list[Item], limits: Limits) -> list[tuple[int, str, Fingerprint, str]]:
+    """(time, source, fingerprint, value) of every fingerprint the records complete, in
+    trace order, per the campaign definitions."""
     credentials: dict[tuple[int, str], list[str]] = {}
     commands: dict[tuple[int, str], list[str]] = {}
-    found: dict[tuple[Fingerprint, str], list[tuple[int, str]]] = {}
-
-    def add(fingerprint: Fingerprint, value: str, ts: int, source: str) -> None:
-        found.setdefault((fingerprint, value), []).append((ts, source))
-
+    found: list[tuple[int, str, Fingerprint, str]] = []
     benign = benign_test(limits)
     for ts, sensor, record in items:
         source = record["src_ip"]
@@ -193,20 +194,61 @@ def fingerprint_hits(items: list[Item], limits: Limits) -> dict[tuple[Fingerprin
             if len(pairs) < limits.credential_count and pair not in pairs:
                 pairs.append(pair)
                 if len(pairs) == limits.credential_count:
-                    add(Fingerprint.CREDENTIALS, ", ".join(sorted(pairs)), ts, source)
+                    found.append((ts, source, Fingerprint.CREDENTIALS, ", ".join(sorted(pairs))))
         elif kind == "command" and record.get("command"):
             typed = commands.setdefault(session, [])
             if len(typed) < limits.command_count:
                 typed.append(_collapse(record["command"]))
                 if len(typed) == limits.command_count:
-                    add(Fingerprint.COMMANDS, " ; ".join(typed), ts, source)
+                    found.append((ts, source, Fingerprint.COMMANDS, " ; ".join(typed)))
         elif kind == "file_download" and record.get("url"):
             host = urlsplit(record["url"]).hostname
             if host:
-                add(Fingerprint.DOWNLOAD_HOST, host, ts, source)
+                found.append((ts, source, Fingerprint.DOWNLOAD_HOST, host))
         version = record.get("client_version")
         if version and not version.startswith(limits.ignored_banners):
-            add(Fingerprint.CLIENT_VERSION, version, ts, source)
+            found.append((ts, source, Fingerprint.CLIENT_VERSION, version))
+    return found
+
+
+def fingerprint_hits(items: list[Item], limits: Limits) -> dict[tuple[Fingerprint, str], list[tuple[int, str]]]:
+    """(fingerprint, value) -> [(time, source)] of the events that show it, per the campaign definitions."""
+    found: dict[tuple[Fingerprint, str], list[tuple[int, str]]] = {}
+    for ts, source, fingerprint, value in completions(items, limits):
+        found.setdefault((fingerprint, value), []).append((ts, source))
+    return found
+
+
+def pair_hits(items: list[Item], limits: Limits) -> dict[tuple[Fingerprint, str, str], list[tuple[int, str]]]:
+    """(fingerprint, value, second key) -> [(time, source)]: a source that completed a key
+    while it had completed another within the window shows both, at the later completion."""
+    recent: dict[str, dict[tuple[Fingerprint, str], int]] = {}
+    found: dict[tuple[Fingerprint, str, str], list[tuple[int, str]]] = {}
+    for ts, source, fingerprint, value in completions(items, limits):
+        keys = {key: seen for key, seen in recent.get(source, {}).items() if seen >= ts - limits.campaign_window_ms}
+        for other, other_value in keys:
+            if (other, other_value) != (fingerprint, value):
+                found.setdefault((fingerprint, value, f"{other}:{other_value}"), []).append((ts, source))
+                found.setdefault((other, other_value, f"{fingerprint}:{value}"), []).append((ts, source))
+        keys[(fingerprint, value)] = ts
+        recent[source] = keys
+    return found
+
+
+def campaign_reach(items: list[Item], limits: Limits) -> dict[tuple[Fingerprint, str], int]:
+    """When each campaign opens: C sources within the window show a strong key, or a weak
+    key together with one same second key (the earliest such second key)."""
+    found: dict[tuple[Fingerprint, str], int] = {}
+    for (fingerprint, value), hits in fingerprint_hits(items, limits).items():
+        if fingerprint not in WEAK:
+            hit = first_reach(hits, limits.campaign_sources, limits.campaign_window_ms)
+            if hit is not None:
+                found[(fingerprint, value)] = hit
+    for (fingerprint, value, _), hits in pair_hits(items, limits).items():
+        if fingerprint in WEAK:
+            hit = first_reach(hits, limits.campaign_sources, limits.campaign_window_ms)
+            if hit is not None and hit < found.get((fingerprint, value), hit + 1):
+                found[(fingerprint, value)] = hit
     return found
 
 
@@ -231,10 +273,8 @@ def expectations(items: list[Item], limits: Limits, sensor_names: list[str]) -> 
             hit = first_reach(((ts, p) for ts, s, p in probes if s == sensor), limits.scan_ports, limits.scan_window_ms)
             if hit is not None:
                 found.append((IncidentKind.VERTICAL_SCAN, source, sensor_names[sensor], hit))
-    for (fingerprint, value), hits in fingerprint_hits(items, limits).items():
-        hit = first_reach(hits, limits.campaign_sources, limits.campaign_window_ms)
-        if hit is not None:
-            found.append((IncidentKind.CAMPAIGN, value, str(fingerprint), hit))
+    for (fingerprint, value), hit in campaign_reach(items, limits).items():
+        found.append((IncidentKind.CAMPAIGN, value, str(fingerprint), hit))
     samples: dict[str, list[tuple[int, int]]] = {}
     for ts, sensor, record in items:
         if record.get("sha256"):

@@ -76,11 +76,13 @@ NOT_BENIGN = ("multi_sensor", "campaign")
 class Hit(msgspec.Struct, frozen=True, array_like=True):
     """A campaign fingerprint one event completed (`CampaignDetector.fingerprints`), passed
     from the source's worker to the fingerprint's worker; `common` carries the source
-    stage's finding that every part of it (credential pair, command) is common."""
+    stage's finding that every part of it (credential pair, command) is common; `pair`, the
+    second key ("<fingerprint>:<value>") the same source showed with it, for a pair hit."""
 
     fingerprint: str
     value: str
     common: bool = False
+    pair: str = ""
 
 
 class Correlator:
@@ -108,6 +110,7 @@ class Correlator:
                 max_members=members, background_half_life_seconds=s.campaign_background_half_life_seconds,
                 max_background_sources=s.campaign_max_background_sources,
                 common_part_sources=s.campaign_common_part_sources, max_parts=s.max_fingerprints,
+                warmup_seconds=s.campaign_warmup_seconds,
             ),
             "epidemic": EpidemicDetector(
                 min_sensors=s.epidemic_min_sensors, window_seconds=s.epidemic_window_seconds,
@@ -157,7 +160,10 @@ class Correlator:
         the source stage of a worker finds the fingerprints, the keyed stage counts them.
         `share` is the part of all sources this one sees (a worker: its partitions' share):
         a credential or command used by N sources reaches it from about N x share, so the
-        threshold of a common part is scaled alike."""
+        threshold of a common part is scaled alike, but never to `campaign_min_sources` or
+        below: a worker that saw the first C members of a campaign must not call the
+        campaign's own new parts common before it opens (with 4 workers, 10 x 1/4 rounded to
+        2 did, and lost commands campaigns whose members landed on one worker)."""
         s = self._settings
         return CampaignDetector(
             min_sources=s.campaign_min_sources, window_seconds=s.campaign_window_seconds,
@@ -166,7 +172,9 @@ class Correlator:
             max_fingerprints=1, max_hits_per_fingerprint=1, max_members=s.max_members_per_incident,
             background_half_life_seconds=s.campaign_background_half_life_seconds,
             max_background_sources=s.campaign_max_background_sources,
-            common_part_sources=max(1, round(s.campaign_common_part_sources * share)), max_parts=s.max_fingerprints,
+            common_part_sources=max(s.campaign_min_sources + 1, round(s.campaign_common_part_sources * share)),
+            max_parts=s.max_fingerprints,
+            warmup_seconds=s.campaign_warmup_seconds,
         )
 
     def observe_keyed(self, items: Iterable[tuple[Event, Hit | None]]) -> list[Incident]:
@@ -182,7 +190,7 @@ class Correlator:
                 if epidemic is not None:
                     self._track(epidemic, epidemic.observe(event), changed)
             elif isinstance(campaign, CampaignDetector) and event.src_ip is not None:
-                opened = campaign.hit(Fingerprint(hit.fingerprint), hit.value, event, common=hit.common)
+                opened = campaign.hit(Fingerprint(hit.fingerprint), hit.value, event, common=hit.common, pair=hit.pair)
                 self._track(campaign, [opened] if opened is not None else [], changed)
             self._advance(event, closed)
         return self._result(changed, closed)

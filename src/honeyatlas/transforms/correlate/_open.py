@@ -11,7 +11,16 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from honeyatlas.incident import Fingerprint, Incident, IncidentKind, IncidentStatus, Step, doubling_seconds, incident_id
+from honeyatlas.incident import (
+    Fingerprint,
+    Incident,
+    IncidentKind,
+    IncidentStatus,
+    MatchedKey,
+    Step,
+    doubling_seconds,
+    incident_id,
+)
 
 COUNT_FACTOR = 20
 K = TypeVar("K")
@@ -56,9 +65,9 @@ class OpenIncident:
     (10,000 by default), then no longer grow: past that, counts are lower bounds."""
 
     __slots__ = (
-        "_more_sources", "event_count", "fingerprint", "id", "key", "kind", "last_seen", "max_members", "members", "opened_at",
-        "ports", "qualifier", "sensors", "source_count", "sources", "sources_per_sensor", "summary", "timeline",
-        "why", "window_seconds",
+        "_more_sources", "confidence", "event_count", "fingerprint", "id", "key", "keys", "kind", "last_seen",
+        "max_members", "members", "opened_at", "ports", "qualifier", "sensors", "source_count", "sources",
+        "sources_per_sensor", "summary", "timeline", "warming", "window_seconds",
     )
 
     def __init__(
@@ -73,7 +82,9 @@ class OpenIncident:
         self.opened_at = opened_at
         self.last_seen = opened_at
         self.window_seconds = window_seconds
-        self.why = ""  # what made it open, for the analyst (a campaign: how rare its key was)
+        self.warming = False  # a campaign opened before the detector knew the background
+        self.keys: tuple[MatchedKey, ...] = ()  # campaigns: the keys that opened it, with their rarity
+        self.confidence: float | None = None  # campaigns
         self.max_members = max_members
         self.members: set[str | int] = set()
         self.timeline: list[Step] = []
@@ -128,4 +139,6 @@ class OpenIncident:
             doubling_seconds=(
                 doubling_seconds([s.ts for s in self.timeline]) if self.kind is IncidentKind.EPIDEMIC else None
             ),
+            keys=self.keys,
+            confidence=self.confidence,
         )

@@ -49,8 +49,8 @@ class SourceStage:
                 items.append((self._route(event.sha256), event, None))
             if event.src_ip is None or event.src_ip in self.correlator.benign:
                 continue  # as Correlator.observe: no source or a benign one, no campaign member
-            for fingerprint, value, common in self._fingerprints.fingerprints(event):
-                items.append((self._route(value), event, Hit(str(fingerprint), value, common)))
+            for fingerprint, value, common, pair in self._fingerprints.fingerprints(event):
+                items.append((self._route(value), event, Hit(str(fingerprint), value, common, pair)))
         return items
 
     def take(self) -> list[KeyedItem]:
@@ -100,9 +100,9 @@ class WorkerCorrelation:
                 items.append((event, None))
             if event.src_ip is None or event.src_ip in self.source.correlator.benign:
                 continue
-            for fingerprint, value, common in self._replay_fingerprints.fingerprints(event):
+            for fingerprint, value, common, pair in self._replay_fingerprints.fingerprints(event):
                 if self._route(value) in self.keys:
-                    items.append((event, Hit(str(fingerprint), value, common)))
+                    items.append((event, Hit(str(fingerprint), value, common, pair)))
         produced.update({i.id: i for i in self.keyed.correlator.observe_keyed(items)})
         return produced
 
