@@ -56,7 +56,8 @@ def accounts(tmp_path: Path) -> Iterator[SQLiteAccounts]:
 
 
 def test_user_commands(tmp_path: Path, accounts: SQLiteAccounts) -> None:
-    assert login_hint(accounts) is not None
+    hint = login_hint(accounts, f"--data-dir {tmp_path}")  # what serve prints while nobody can log in
+    assert hint is not None and f"honeyatlas user ensure-admin --data-dir {tmp_path}`" in hint
     password = shown(run("user", "add", "alice", "--role", "admin", data_dir=tmp_path), "password")
     assert len(password) == 24
     assert accounts.verify_password("alice", password) == Principal(name="alice", role=Role.ADMIN, via="session")
