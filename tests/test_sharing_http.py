@@ -8,11 +8,13 @@ from pathlib import Path
 
 import httpx
 
+from honeyatlas.incident import IncidentKind
 from honeyatlas.share import parse_ioc_csv, parse_ioc_json
+from honeyatlas.store import IncidentQuery
 from tests.conftest import ServerStarter
 from tests.share.test_stix import validate
 from tests.test_incidents_http import DOWNLOADED, SENSORS, ingest_everywhere
-from tests.test_ingest_http import PUBLIC_SOURCES, post
+from tests.test_ingest_http import PUBLIC_SOURCES, ndjson, post
 
 
 def test_ioc_feed_stix_and_misp_from_real_incidents(start_on_backend: ServerStarter, tmp_path: Path) -> None:
@@ -89,5 +91,57 @@ def test_known_research_scanners_are_labelled_and_never_exported(start_on_backen
         assert scanner not in str(bundle)
         listed = httpx.get(f"{server.url}api/v1/incidents", params={"limit": 1000}).json()["incidents"]
         assert not [i for i in listed if i["kind"] in ("multi_sensor", "campaign") and scanner in i["sources"]]
+    finally:
+        stop()
+
+
+def campaign_records(start: datetime, host: str, first_octet: int) -> list[dict]:
+    """Six sources fetching tools from one host within five minutes (a strong key): a campaign."""
+    return [{"ts": (start + timedelta(seconds=50 * n)).isoformat(), "kind": "file_download",
+             "src_ip": f"{first_octet}.{n + 10}.7.9", "src_port": 40_000 + n, "dst_port": 22, "transport": "tcp",
+             "protocol": "ssh", "session": f"{host}-{n}", "url": f"http://{host}/b{n}.sh", "sha256": f"{n:02x}" * 32,
+             "outcome": "success"} for n in range(6)]
+
+
+def test_exports_take_only_campaigns_at_or_above_the_confidence_threshold(start_on_backend: ServerStarter,
+                                                                          tmp_path: Path) -> None:
+    """A campaign in the detector's first hour (background not yet known) has confidence
+    0.25, one after it 0.7: with the default `export_min_confidence` (0.5) only the second
+    is in STIX and MISP; the API serves both with their keys; with 0.2 both are shared."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    records = campaign_records(start, "early.example", 81) + campaign_records(start + timedelta(hours=1, minutes=5),
+                                                                                  "late.example", 82)
+    window = {"since": (start - timedelta(hours=1)).isoformat(), "until": datetime.now(UTC).isoformat()}
+    data = tmp_path / "data"
+    server, stop = start_on_backend(data)
+    try:
+        token = server.add_sensor("fra-1")
+        assert post(server, token, ndjson(records), fmt="event").status_code == 200
+        server.run(server.service.sink.save_incidents())
+        stored = server.run(server.service.store.query_incidents(IncidentQuery(limit=100)))
+        ids = {i.key: i.id for i in stored if i.kind is IncidentKind.CAMPAIGN}
+        assert set(ids) == {"early.example", "late.example"}
+        early = httpx.get(f"{server.url}api/v1/incidents/{ids['early.example']}").raise_for_status().json()
+        late = httpx.get(f"{server.url}api/v1/incidents/{ids['late.example']}").raise_for_status().json()
+        assert early["confidence"] == 0.25 and late["confidence"] == 0.7
+        assert late["keys"] == [{"fingerprint": "download_host", "value": "late.example", "sources": 5,
+                                 "background": 0.0, "strong": True}]
+        bundle = httpx.get(f"{server.url}api/v1/stix", params=window).raise_for_status().json()
+        validate(bundle)
+        groupings = [o for o in bundle["objects"] if o["type"] == "grouping" and "campaign" in o["labels"]]
+        assert [g["confidence"] for g in groupings] == [70] and "late.example" in groupings[0]["description"]
+        assert "early.example" not in str(bundle)
+        for route in ("stix", "misp"):
+            assert httpx.get(f"{server.url}api/v1/incidents/{early['id']}/{route}").status_code == 404
+        misp = httpx.get(f"{server.url}api/v1/incidents/{late['id']}/misp").raise_for_status().json()
+        assert {"name": 'honeyatlas:confidence="0.7"'} in misp["Event"]["Tag"]
+    finally:
+        stop()
+    server, stop = start_on_backend(data, correlation={"export_min_confidence": 0.2})
+    try:
+        bundle = httpx.get(f"{server.url}api/v1/stix", params=window).raise_for_status().json()
+        groupings = [o for o in bundle["objects"] if o["type"] == "grouping" and "campaign" in o["labels"]]
+        assert sorted(g["confidence"] for g in groupings) == [25, 70]
+        assert httpx.get(f"{server.url}api/v1/incidents/{early['id']}/misp").status_code == 200
     finally:
         stop()

@@ -189,6 +189,7 @@ class CorrelationConfig(_Section):
     campaign_max_background_sources: Annotated[float, Meta(gt=0)] = 2.0
     campaign_common_part_sources: Annotated[int, Meta(ge=2)] = 10
     campaign_warmup_seconds: Annotated[float, Meta(ge=0)] = 3600.0  # background not yet known: low confidence
+    export_min_confidence: Annotated[float, Meta(ge=0, le=1)] = 0.5  # campaigns below it stay out of STIX/MISP
     benign_networks: list[str] = []  # research scanners kept out of multi-sensor and campaign incidents
     epidemic_min_sensors: Annotated[int, Meta(ge=2)] = 3
     epidemic_window_seconds: Seconds = 7 * 86400.0

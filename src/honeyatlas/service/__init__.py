@@ -137,6 +137,7 @@ class Service:
                 ingest_settings=config.ingest, formats=self.pipeline.formats(), live=self.hub,
                 geoip_status=lambda: geoip_status(self.geoip), sharing_identity=config.server.instance_name,
                 benign=BenignNetworks(config.correlation.benign_networks),
+                export_min_confidence=config.correlation.export_min_confidence,
             ),
             IngestContext(pipeline=self.pipeline, registry=self.registry, receipts=self.store, metrics=self.metrics,
                           settings=config.ingest, idempotency=self.idempotency),

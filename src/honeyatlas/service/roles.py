@@ -191,7 +191,8 @@ class WebRole(RoleBase):
             WebContext(registry=self.registry, store=self.store, backlog=self.store, metrics=self.metrics,
                        ingest_settings=config.ingest, formats=sorted([*build_adapters(config), "auto"]),
                        live=self.hub, role="web", sharing_identity=config.server.instance_name,
-                       benign=BenignNetworks(config.correlation.benign_networks)))
+                       benign=BenignNetworks(config.correlation.benign_networks),
+                       export_min_confidence=config.correlation.export_min_confidence))
 
     async def start(self) -> None:
         self.registry.open()

@@ -4,8 +4,10 @@ What lives here: `misp_event`. Pure: a plain dict, no PyMISP. Attributes:
 - `ip-src` per source address that is a row of `attackers` (the store already chose which
   may leave), to_ids true, first/last seen and a comment with the counts;
 - `sha256` for an epidemic's payload, to_ids true;
-- `text` (category Other) for a campaign's fingerprint, to_ids false: a credential list,
-  commands or an SSH banner are attacker text, bounded and made printable, never a rule.
+- `text` (category Other) for a campaign's fingerprint and each second key its sources also
+  shared, to_ids false: a credential list, commands or an SSH banner are attacker text,
+  bounded and made printable, never a rule; the comment says how rare each was. A
+  campaign's confidence is a `honeyatlas:confidence` tag.
 
 Deterministic like the STIX export: the event uuid is derived from the incident id and
 every attribute uuid from the event uuid, type and value; the event `timestamp` is when
@@ -73,12 +75,19 @@ def misp_event(*, incident: Incident, attackers: list[AttackerSummary], generate
         add("sha256", "Payload delivery", digest, to_ids=True, seen=(first_seen, incident.last_seen),
             comment=f"payload seen at {len(incident.sensors)} honeypot sensors from {incident.source_count} sources")
     if incident.fingerprint is not None:
+        rarity = f"; {incident.keys[0].background:g} other sources showed it before" if incident.keys else ""
         add("text", "Other", printable(incident.key, FINGERPRINT_LIMIT), to_ids=False,
-            comment=f"campaign fingerprint: {incident.fingerprint}")
+            comment=f"campaign fingerprint: {incident.fingerprint}{rarity}")
+    for key in incident.keys[1:]:  # the second keys the campaign's sources also shared
+        add("text", "Other", printable(key.value, FINGERPRINT_LIMIT), to_ids=False,
+            comment=f"also shared {key.fingerprint}: {key.sources} sources; {key.background:g} other sources "
+            "showed both before")
 
     tags = [f'honeyatlas:incident-kind="{incident.kind}"', f'honeyatlas:status="{incident.status}"']
     if incident.fingerprint is not None:
         tags.append(f'honeyatlas:fingerprint="{incident.fingerprint}"')
+    if incident.confidence is not None:
+        tags.append(f'honeyatlas:confidence="{incident.confidence:g}"')
     return {"Event": {
         "uuid": event_uuid,
         "info": printable(f"honeyatlas {incident.kind.replace('_', ' ')} incident: {incident.summary}", INFO_LIMIT),

@@ -135,6 +135,8 @@ class _Bundle:
             "context": "suspicious-activity",
             "labels": ["honeypot", str(incident.kind), str(incident.status)],
             "object_refs": list(dict.fromkeys(refs)) or [self._identity_id],
+            # STIX 2.1 common property: 0-100, the producer's confidence in the grouping (campaigns)
+            **({"confidence": round(incident.confidence * 100)} if incident.confidence is not None else {}),
         })
 
     def _observation(self, sco: StixObject, pattern: str, *, name: str, description: str, labels: list[str],
@@ -196,6 +198,14 @@ def _incident_description(incident: Incident) -> str:
     ]
     if incident.fingerprint is not None:
         lines.append(f"Shared {incident.fingerprint.replace('_', ' ')}: {printable(incident.key, ATTACKER_TEXT_LIMIT)}")
+    for key in incident.keys[1:]:
+        lines.append(f"Also shared {key.fingerprint.replace('_', ' ')} ({key.sources} sources, {key.background:g} other "
+                     f"sources showed both before): {printable(key.value, ATTACKER_TEXT_LIMIT)}")
+    if incident.keys:
+        lines.append(f"Rarity of the shared {incident.keys[0].fingerprint.replace('_', ' ')}: "
+                     f"{incident.keys[0].background:g} other sources showed it before the campaign.")
+    if incident.confidence is not None:
+        lines.append(f"Confidence {incident.confidence:g} (0-1, from the keys' rarity and number).")
     if incident.doubling_seconds is not None:
         lines.append(f"Sensor count doubling time: {incident.doubling_seconds:.0f} s.")
     return "\n".join(lines)

@@ -49,6 +49,7 @@ class WebContext:
     # Known research scanners (`correlation.benign_networks`): labelled on their profile,
     # never exported as indicators.
     benign: Container[str] = ()
+    export_min_confidence: float = 0.5  # `correlation.export_min_confidence`: campaigns below it are not exported
     started_monotonic: float = field(default_factory=time.monotonic)
 
     @property

@@ -2,7 +2,8 @@
 
 Routes are built by `sharing_routes(context)`. The store chooses the rows (only shareable
 addresses: no loopback, private, reserved or demo sources); known research scanners
-(`correlation.benign_networks`) are left out here, rows and incidents keyed by them alike;
+(`correlation.benign_networks`) are left out here, rows and incidents keyed by them alike,
+and so are campaigns below `correlation.export_min_confidence`;
 `honeyatlas.share` turns the rest into documents. Ranges default to the last 24 hours and
 are bounded to 31 days.
 """
@@ -50,9 +51,14 @@ def sharing_routes(ctx: WebContext) -> list[BaseRouteHandler]:
         found = await ctx.reads.attacker_summaries(since=start, until=end, min_sensors=min_sensors, limit=limit)
         return [row for row in found if row.ip not in benign]
 
+    min_confidence = ctx.export_min_confidence
+
     def shared(incidents: list[Incident]) -> list[Incident]:
-        """Incidents keyed by a known research scanner (its scans) are not indicators."""
-        return [i for i in incidents if i.key not in benign]
+        """Incidents keyed by a known research scanner (its scans) are not indicators, nor
+        campaigns below `correlation.export_min_confidence` (those opened while the
+        detector was still learning the background, or on keys not rare enough)."""
+        return [i for i in incidents
+                if i.key not in benign and (i.confidence is None or i.confidence >= min_confidence)]
 
     async def incident_and_rows(incident_id: str) -> tuple[Incident, list[AttackerSummary]]:
         incident = await ctx.reads.get_incident(incident_id[:64])
