@@ -30,6 +30,7 @@ import math
 import random
 import shutil
 import signal
+import socket
 import statistics
 import threading
 import time
@@ -303,6 +304,26 @@ def audit(run: CrashRun, data_dir: Path, database_url: str | None) -> Audit:
                  abandoned_stored=abandoned_stored)
 
 
+def _port_for_restarts() -> int:
+    """A free port below the kernel's ephemeral range (0: any free port, when there is no room
+    below it). The server restarts on the same port; a port from the ephemeral range could be
+    given to some other process's outgoing connection while the server is down."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    pick = random.SystemRandom()  # not the run's seed: two runs with one seed must not collide
+    for _ in range(100):
+        port = pick.randrange(10_000, low) if low > 10_000 else 0
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    return 0
+
+
 def run_crash(workdir: Path, *, seed: int, kills: int, clients: int = 8, records_per_batch: int = 99,
               pause: tuple[float, float] = (0.2, 1.5), give_up_probability: float = 0.25,
               backend: str = "duckdb", database_url: str | None = None, settings: str = "",
@@ -322,7 +343,7 @@ def run_crash(workdir: Path, *, seed: int, kills: int, clients: int = 8, records
         config_file.write_text(settings)
     token = add_sensor(data_dir, SENSOR, config_file=config_file)
     started = time.monotonic()
-    server = ServerProcess(data_dir, config_file=config_file).start()
+    server = ServerProcess(data_dir, config_file=config_file, port=_port_for_restarts()).start()
     first_start = time.monotonic() - started
     server.port = server.host_port[1]  # restarts listen where the clients already send
     acks: list[float] = []
