@@ -21,11 +21,16 @@ import pytest
 
 from honeyatlas.config import load_config
 from honeyatlas.service import Service
+from tests import auth
 
 pytest_plugins = ["tests.engines.nats", "tests.engines.postgres"]  # real engines, started on first use
 
 SAMPLES = Path(__file__).parent / "data" / "samples"
 BACKENDS = ("duckdb", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    auth.install()  # requests to a test server carry its read token (tests/auth.py)
 
 
 @dataclass
@@ -43,6 +48,11 @@ class RunningServer:
     @property
     def ws_url(self) -> str:
         return self.url.replace("http://", "ws://") + "api/v1/live"
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The Authorization header of this server's test reader (for WebSocket and httpx)."""
+        return auth.headers_for(self.url)
 
     def add_sensor(self, name: str, honeypot: str = "cowrie", location: tuple[float, float] = (50.11, 8.68)) -> str:
         _, token = self.service.registry.add(name, honeypot=honeypot, lat=location[0], lon=location[1])
@@ -93,6 +103,7 @@ def start_server(data_dir: Path, config_file: Path | None = None, **sections: di
         thread.join(30)
         assert not thread.is_alive(), "server thread did not stop"
 
+    auth.grant(urls[0], service.accounts)
     return RunningServer(urls[0], service, data_dir, loop), stop
 
 

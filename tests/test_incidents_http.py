@@ -37,7 +37,7 @@ def test_incidents_from_three_sensors_stored_listed_profiled_and_kept(
 
         async def live() -> list[dict]:
             frames = []
-            async with websockets.connect(server.ws_url) as ws:
+            async with websockets.connect(server.ws_url, additional_headers=server.auth) as ws:
                 snapshot = json.loads(await ws.recv())
                 assert snapshot["type"] == "snapshot" and snapshot["incidents"] == []
                 await asyncio.get_running_loop().run_in_executor(None, ingest_everywhere, server, tokens)
@@ -118,7 +118,7 @@ def test_incidents_from_three_sensors_stored_listed_profiled_and_kept(
             listed)
 
         async def snapshot() -> dict:
-            async with websockets.connect(server.ws_url) as ws:
+            async with websockets.connect(server.ws_url, additional_headers=server.auth) as ws:
                 return json.loads(await ws.recv())
 
         assert epidemic["id"] in {i["id"] for i in asyncio.run(snapshot())["incidents"]}

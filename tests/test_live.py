@@ -34,7 +34,7 @@ def test_websocket_client_receives_posted_events(server: RunningServer) -> None:
     records = cowrie_records_with_public_sources()
     post(server, token, ndjson(records[:4]))
     time.sleep(0.3)  # let the hub frame them, so they are in the snapshot of a new client
-    with connect(server.ws_url) as ws:
+    with connect(server.ws_url, additional_headers=server.auth) as ws:
         snapshot = json.loads(ws.recv(timeout=10))
         assert snapshot["type"] == "snapshot"
         assert len(snapshot["events"]) == 4
@@ -57,7 +57,7 @@ def test_client_connecting_mid_stream_sees_no_gap_and_no_repeat(server: RunningS
     token = server.add_sensor("lab-cowrie-01")
     records = cowrie_records_with_public_sources()
     post(server, token, ndjson(records[:50]))
-    with connect(server.ws_url) as ws:  # the 50 may be framed or still pending: either way once
+    with connect(server.ws_url, additional_headers=server.auth) as ws:  # the 50 may be framed or still pending: either way once
         post(server, token, ndjson(records[50:]))
         messages = receive_until(
             ws, lambda ms: sum(len(m.get("events", [])) for m in ms) >= len(records)
@@ -68,7 +68,7 @@ def test_client_connecting_mid_stream_sees_no_gap_and_no_repeat(server: RunningS
 
 def test_idle_stream_sends_heartbeats(server: RunningServer) -> None:
     server.service.hub._heartbeat = 0.3  # short for the test; the default is 5 s
-    with connect(server.ws_url) as ws:
+    with connect(server.ws_url, additional_headers=server.auth) as ws:
         assert json.loads(ws.recv(timeout=10))["type"] == "snapshot"
         assert json.loads(ws.recv(timeout=10))["type"] == "heartbeat"
 
@@ -125,7 +125,7 @@ def test_websocket_clients_memory_is_bounded_under_flood(server: RunningServer) 
     records = cowrie_records_with_public_sources()
     # The client's close waits for the server's close frame, queued behind frames this client
     # never read: without a short close timeout, closing alone takes websockets' 10 s.
-    with connect(server.ws_url, max_size=None, close_timeout=0.5) as ws:
+    with connect(server.ws_url, additional_headers=server.auth, max_size=None, close_timeout=0.5) as ws:
         ws.recv(timeout=10)
         for _ in range(30):
             post(server, token, ndjson(records))

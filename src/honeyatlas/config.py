@@ -224,6 +224,29 @@ class MappingConfig(_Section):
     detect_fields: list[str] = []
 
 
+class PublicConfig(_Section):
+    """The redacted public map (docs/security.md): off unless asked for."""
+
+    enabled: bool = False
+    # Sensor name -> the name the public sees instead of the sensor's country code.
+    sensor_aliases: dict[str, Annotated[str, Meta(min_length=1, max_length=64)]] = {}
+
+
+class WebConfig(_Section):
+    """Browser safety and sessions for the map and the query API (docs/security.md)."""
+
+    # Host header values served (DNS rebinding); empty: only loopback names when the server
+    # listens on a loopback address, any otherwise (then set it to the names you publish).
+    allowed_hosts: list[str] = []
+    # Origins, besides the app's own, whose pages may open the live WebSocket.
+    allowed_origins: list[str] = []
+    session_ttl_seconds: Seconds = 12 * 3600.0  # a working day, then log in again
+    # Failed logins allowed per client address and per user name within a minute; the next
+    # one answers 429. Five is what an operator mistyping needs and far below guessing.
+    login_failures_per_minute: PositiveInt = 5
+    access_log: bool = True  # who read what (user or token, route, status) at info level
+
+
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     mappings: dict[str, MappingConfig] = {}
     server: ServerConfig = ServerConfig()
@@ -239,6 +262,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     syslog: SyslogConfig = SyslogConfig()
     file: FileConfig = FileConfig()
     correlation: CorrelationConfig = CorrelationConfig()
+    public: PublicConfig = PublicConfig()
+    web: WebConfig = WebConfig()
 
     @property
     def data_dir(self) -> Path:

@@ -306,8 +306,7 @@ class GeoIP:
 
     @staticmethod
     def _load_centroids(path: Path) -> dict[str, tuple[float, float]]:
-        table = json.loads(path.read_text(encoding="utf-8"))
-        return {code: (float(entry[0]), float(entry[1])) for code, entry in table.items()}
+        return load_centroids(path)
 
     def cache_info(self) -> dict[str, int]:
         return {
@@ -366,3 +365,9 @@ class GeoIP:
         if country is None and asn is None:
             return None
         return Geo(country=country, city=city, lat=lat, lon=lon, asn=asn, org=org, precision=precision)
+
+
+def load_centroids(path: Path) -> dict[str, tuple[float, float]]:
+    """The country table: ISO 3166-1 alpha-2 code -> (lat, lon) of a representative point."""
+    table = json.loads(path.read_text(encoding="utf-8"))
+    return {code: (float(entry[0]), float(entry[1])) for code, entry in table.items()}

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
+from honeyatlas.access import Accounts
 from honeyatlas.config import Config
 from honeyatlas.enrichment.sensors import SensorDirectory
 from honeyatlas.errors import HoneyatlasError
@@ -28,6 +29,7 @@ from honeyatlas.service.parts import (
     build_correlator,
     build_deduplicator,
     build_geoip,
+    build_public_view,
     geoip_status,
     sensor_timezone,
 )
@@ -39,9 +41,11 @@ from honeyatlas.sources.demo import DemoHoneynet
 from honeyatlas.sources.hpfeeds import HpfeedsEndpoint
 from honeyatlas.sources.idempotency import IdempotencyStore
 from honeyatlas.store import IncidentQuery, Store
-from honeyatlas.store.open import open_registry, open_store
+from honeyatlas.store.open import open_accounts, open_registry, open_store
 from honeyatlas.transforms.correlate.benign import BenignNetworks
 from honeyatlas.transforms.geolocate import Geolocator
+from honeyatlas.transforms.redact import PublicView
+from honeyatlas.web.access import AccessPolicy
 from honeyatlas.web.api import WebContext
 from honeyatlas.web.app import IngestContext, create_app
 
@@ -61,6 +65,12 @@ class Runnable(Protocol):
     def listener_addresses(self) -> list[str]: ...
 
 
+def access_policy(config: Config, accounts: Accounts, metrics: Metrics, public: PublicView | None) -> AccessPolicy:
+    """Who may read what in this process's web app (web/access.py)."""
+    return AccessPolicy(accounts=accounts, settings=config.web, metrics=metrics, public=public,
+                        listen_host=config.server.host)
+
+
 def build_service(config: Config) -> Runnable:
     """The process `server.role` asks for."""
     if config.server.role == "all":
@@ -70,9 +80,10 @@ def build_service(config: Config) -> Runnable:
     return build_role(config)
 
 
-def live_hub(config: Config, metrics: Metrics) -> LiveHub:
+def live_hub(config: Config, metrics: Metrics, public: PublicView | None = None) -> LiveHub:
     live = config.live
     return LiveHub(
+        views={"public": public} if public is not None else None,
         frame_interval_seconds=live.frame_interval_seconds,
         client_queue_events=live.client_queue_events,
         snapshot_events=live.snapshot_events,
@@ -104,7 +115,9 @@ class Service:
             metrics=self.metrics,
         )
         self.store = open_store(config, self.metrics)
-        self.hub = live_hub(config, self.metrics)
+        self.accounts = open_accounts(config)
+        public = build_public_view(config)
+        self.hub = live_hub(config, self.metrics, public)
         correlator = build_correlator(config, self.metrics)
         self.sink = StoreSink(
             store=self.store, live=self.hub, deduplicator=build_deduplicator(config, self.metrics),
@@ -136,11 +149,12 @@ class Service:
                 registry=self.registry, store=self.store, backlog=self.store, metrics=self.metrics,
                 ingest_settings=config.ingest, formats=self.pipeline.formats(), live=self.hub,
                 geoip_status=lambda: geoip_status(self.geoip), sharing_identity=config.server.instance_name,
-                benign=BenignNetworks(config.correlation.benign_networks),
+                benign=BenignNetworks(config.correlation.benign_networks), public=public,
                 export_min_confidence=config.correlation.export_min_confidence,
             ),
             IngestContext(pipeline=self.pipeline, registry=self.registry, receipts=self.store, metrics=self.metrics,
                           settings=config.ingest, idempotency=self.idempotency),
+            access_policy(config, self.accounts, self.metrics, public),
         )
 
     @property
@@ -154,6 +168,7 @@ class Service:
         """Open storage and enrichment, then (unless `listeners` is False, as for a bulk
         import) the network sources and the demo."""
         self.registry.open()
+        self.accounts.open()
         self.idempotency.open()
         await self.store.start()
         self.geoip.open()
@@ -176,6 +191,7 @@ class Service:
         await self.store.stop()
         self.geoip.close()
         self.idempotency.close()
+        self.accounts.close()
         self.registry.close()
 
     async def import_file(

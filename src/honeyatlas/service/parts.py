@@ -15,6 +15,7 @@ from honeyatlas.adapters import Adapter, load_adapters
 from honeyatlas.adapters.detect import AUTO
 from honeyatlas.adapters.mapped import build_mapped_adapter
 from honeyatlas.config import Config
+from honeyatlas.enrichment.countries import BUNDLED_SHAPES, CountryShapes
 from honeyatlas.enrichment.geoip import (
     BUNDLED_ASN_DB,
     BUNDLED_CENTROIDS,
@@ -22,11 +23,13 @@ from honeyatlas.enrichment.geoip import (
     DEFAULT_CITY_SEARCH_DIRS,
     GeoIP,
     find_city_database,
+    load_centroids,
 )
 from honeyatlas.errors import ConfigError
 from honeyatlas.metrics import Metrics
 from honeyatlas.transforms.correlate import Correlator
 from honeyatlas.transforms.dedupe import SessionDeduplicator
+from honeyatlas.transforms.redact import PublicView
 
 
 def _existing(key: str, value: str | None, default: Path | None) -> Path | None:
@@ -116,3 +119,11 @@ def build_correlator(config: Config, metrics: Metrics) -> Correlator | None:
                   lambda: [((("kind", kind),), n) for kind, n in sorted(correlator.opened.items())])
     metrics.gauge("honeyatlas_incidents_forced_closures_total", lambda: [((), correlator.forced_closures)])
     return correlator
+
+
+def build_public_view(config: Config) -> PublicView | None:
+    """The public map's redaction when `public.enabled`; None when the public view is off."""
+    if not config.public.enabled:
+        return None
+    return PublicView(lambda: CountryShapes.load(BUNDLED_SHAPES, load_centroids(BUNDLED_CENTROIDS)),
+                      config.public.sensor_aliases)

@@ -31,11 +31,12 @@ from honeyatlas.bus.nats import NatsBus
 from honeyatlas.config import Config
 from honeyatlas.metrics import Metrics
 from honeyatlas.pipeline import Pipeline
-from honeyatlas.service import live_hub, registry_for, seed_hub
+from honeyatlas.service import access_policy, live_hub, registry_for, seed_hub
 from honeyatlas.service.http import serve
 from honeyatlas.service.parts import (
     build_adapters,
     build_geoip,
+    build_public_view,
     geoip_status,
     sensor_timezone,
 )
@@ -44,10 +45,12 @@ from honeyatlas.sinks.publish import BusSink
 from honeyatlas.sources.demo import DemoHoneynet
 from honeyatlas.sources.idempotency import IdempotencyStore
 from honeyatlas.store import Receipt
-from honeyatlas.store.open import open_store
+from honeyatlas.store.open import open_accounts, open_store
 from honeyatlas.tasks import cancel_and_wait
 from honeyatlas.transforms.correlate.benign import BenignNetworks
 from honeyatlas.transforms.geolocate import Geolocator
+from honeyatlas.transforms.redact import PublicView
+from honeyatlas.web.access import AccessPolicy
 from honeyatlas.web.api import WebContext
 from honeyatlas.web.app import IngestContext, create_ingest_app, create_web_app
 
@@ -80,6 +83,10 @@ class RoleBase(abc.ABC):
         self.config = config
         self.metrics = Metrics()
         self.bus = NatsBus(config.bus, metrics=self.metrics, name=_holder(role))
+        self.accounts = open_accounts(config)  # who may read this process's routes
+
+    def access(self, public: PublicView | None = None) -> AccessPolicy:
+        return access_policy(self.config, self.accounts, self.metrics, public)
 
     def listener_addresses(self) -> list[str]:
         return []
@@ -91,7 +98,17 @@ class RoleBase(abc.ABC):
     async def stop(self) -> None: ...
 
     async def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
-        await serve(self.app, self.config.server, start=self.start, stop=self.stop, on_ready=on_ready)
+        async def start() -> None:
+            self.accounts.open()
+            await self.start()
+
+        async def stop() -> None:
+            try:
+                await self.stop()
+            finally:
+                self.accounts.close()
+
+        await serve(self.app, self.config.server, start=start, stop=stop, on_ready=on_ready)
 
 
 class IngestRole(RoleBase):
@@ -126,6 +143,7 @@ class IngestRole(RoleBase):
                        geoip_status=lambda: geoip_status(self.geoip), role="ingest"),
             IngestContext(pipeline=self.pipeline, registry=self.registry, receipts=receipts, metrics=self.metrics,
                           settings=config.ingest, idempotency=self.idempotency),
+            self.access(),
         )
 
     def listener_addresses(self) -> list[str]:
@@ -186,13 +204,15 @@ class WebRole(RoleBase):
         super().__init__(config, "web")
         self.registry = registry_for(config)
         self.store = open_store(config, self.metrics)  # read only here
-        self.hub = live_hub(config, self.metrics)
+        public = build_public_view(config)
+        self.hub = live_hub(config, self.metrics, public)
         self.app = create_web_app(
             WebContext(registry=self.registry, store=self.store, backlog=self.store, metrics=self.metrics,
                        ingest_settings=config.ingest, formats=sorted([*build_adapters(config), "auto"]),
                        live=self.hub, role="web", sharing_identity=config.server.instance_name,
-                       benign=BenignNetworks(config.correlation.benign_networks),
-                       export_min_confidence=config.correlation.export_min_confidence))
+                       benign=BenignNetworks(config.correlation.benign_networks), public=public,
+                       export_min_confidence=config.correlation.export_min_confidence),
+            self.access(public))
 
     async def start(self) -> None:
         self.registry.open()

@@ -62,7 +62,8 @@ class WorkerRole(RoleBase):
         self._consumers: list[asyncio.Task[None]] = []
         self.app = create_ops_app(
             WebContext(registry=self.registry, store=self.store, backlog=self.store, metrics=self.metrics,
-                       ingest_settings=config.ingest, formats=[], role="worker"))
+                       ingest_settings=config.ingest, formats=[], role="worker"),
+            self.access())
 
     def listener_addresses(self) -> list[str]:
         return [f"partitions {', '.join(map(str, self.partitions))} of {self.config.bus.partitions}"]

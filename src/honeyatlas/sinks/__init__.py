@@ -72,9 +72,10 @@ class LiveClient(Protocol):
 
 class LiveClients(Protocol):
     """The WebSocket side of the live hub: register a client (None when full) and get its
-    snapshot frame, unregister it, count them."""
+    snapshot frame, unregister it, count them. A client is registered in a view (the full
+    one, or a redacted one such as "public"); frames are encoded once per view."""
 
-    def connect(self) -> tuple[LiveClient, str] | None: ...
+    def connect(self, view: str = "full") -> tuple[LiveClient, str] | None: ...
 
     def disconnect(self, client: LiveClient) -> None: ...
 

@@ -6,6 +6,10 @@ bounded queue measured in events; when a slow client's queue is full its oldest 
 dropped, counted, and the client is told how many events it lost. Memory is bounded by
 `client_queue_events` per client and `max_clients`. The hub also keeps the most recent
 events (`snapshot_events`) for the snapshot a client gets on connect.
+
+Clients of different audiences see different views of the same events: the full view, or a
+redacted one (the public map's `PublicView`) given by the composition root. A frame is
+encoded once per view that has clients, never once per client.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Protocol
 
 import msgspec
 
@@ -62,10 +68,22 @@ class _Heartbeat(msgspec.Struct, tag="heartbeat", tag_field="type"):
     server_time: datetime
 
 
-class LiveClient:
-    """One subscriber's bounded queue of encoded frames."""
+FULL_VIEW = "full"
 
-    def __init__(self, max_events: int) -> None:
+
+class View(Protocol):
+    """A redaction applied to what a group of clients is sent."""
+
+    def event(self, event: Event) -> Event: ...
+
+    def incident(self, incident: Incident) -> Incident: ...
+
+
+class LiveClient:
+    """One subscriber's bounded queue of encoded frames, in one view."""
+
+    def __init__(self, max_events: int, view: str = FULL_VIEW) -> None:
+        self.view = view
         self._frames: collections.deque[tuple[str, int]] = collections.deque()
         self._queued_events = 0
         self._max_events = max_events
@@ -121,7 +139,9 @@ class LiveHub:
         heartbeat_seconds: float,
         max_clients: int,
         metrics: Metrics,
+        views: Mapping[str, View] | None = None,
     ) -> None:
+        self._views = dict(views or {})
         self._interval = frame_interval_seconds
         self._client_queue_events = client_queue_events
         self._heartbeat = heartbeat_seconds
@@ -167,15 +187,21 @@ class LiveHub:
         for incident in incidents:
             self._pending_incidents[incident.id] = _live_incident(incident)
 
-    def connect(self) -> tuple[LiveClient, str] | None:
-        """Register a client and return it with its snapshot message; None when full."""
+    def connect(self, view: str = FULL_VIEW) -> tuple[LiveClient, str] | None:
+        """Register a client of `view` and return it with its snapshot message; None when full."""
+        if view != FULL_VIEW and view not in self._views:
+            raise ValueError(f"no live view named {view!r}")
         if len(self._clients) >= self._max_clients:
             self._metrics.inc("honeyatlas_requests_refused_total", source="live", reason="too_many_clients")
             return None
-        client = LiveClient(self._client_queue_events)
+        client = LiveClient(self._client_queue_events, view)
         self._clients.add(client)
         recent = list(self._recent)[-self._snapshot_events :] if self._snapshot_events else []
         incidents = list(reversed(self._open_incidents.values()))
+        redaction = self._views.get(view)
+        if redaction is not None:
+            recent = [redaction.event(e) for e in recent]
+            incidents = [redaction.incident(i) for i in incidents]
         snapshot = _encoder.encode(
             _Snapshot(events=recent, server_time=datetime.now(UTC), incidents=incidents)
         ).decode()
@@ -195,32 +221,49 @@ class LiveHub:
             self.flush()
 
     def flush(self) -> None:
-        """Encode what is pending into one frame per type, once, and offer them to every client."""
+        """Encode what is pending into one frame per type and view, once, and offer them to
+        every client of that view."""
         now = time.monotonic()
-        frames: list[tuple[str, int]] = []
+        events: list[Event] = []
+        incidents: list[Incident] = []
         if self._pending:
             events, self._pending = self._pending, []
             # The snapshot holds only framed events: a client that connects now gets them in
             # its snapshot and everything later in frames, with no gap and no repeat.
             self._recent.extend(events)
-            frames.append((_encoder.encode(_Events(events=events)).decode(), len(events)))
         if self._pending_incidents:
             incidents = list(self._pending_incidents.values())
             self._pending_incidents = {}
             for incident in incidents:
                 self._remember(incident)
-            frames.append((_encoder.encode(_Incidents(incidents=incidents)).decode(), len(incidents)))
-        if not frames:
-            if now - self._last_sent < self._heartbeat:
-                return
-            frames.append((_encoder.encode(_Heartbeat(server_time=datetime.now(UTC))).decode(), 0))
+        heartbeat = not events and not incidents
+        if heartbeat and now - self._last_sent < self._heartbeat:
+            return
         self._last_sent = now
-        for frame, count in frames:
-            for client in self._clients:
-                dropped = client.offer(frame, count)
-                if dropped:
-                    self._metrics.inc(
-                        "honeyatlas_events_dropped_total", amount=dropped, component="live", reason="slow_client"
-                    )
-            if self._clients:
-                self._metrics.inc("honeyatlas_live_frames_sent_total", amount=len(self._clients))
+        by_view: dict[str, list[LiveClient]] = {}
+        for client in self._clients:
+            by_view.setdefault(client.view, []).append(client)
+        for view, clients in by_view.items():
+            for frame, count in self._frames(self._views.get(view), events, incidents, heartbeat):
+                for client in clients:
+                    dropped = client.offer(frame, count)
+                    if dropped:
+                        self._metrics.inc(
+                            "honeyatlas_events_dropped_total", amount=dropped, component="live", reason="slow_client"
+                        )
+                self._metrics.inc("honeyatlas_live_frames_sent_total", amount=len(clients))
+
+    @staticmethod
+    def _frames(redaction: View | None, events: list[Event], incidents: list[Incident],
+                heartbeat: bool) -> list[tuple[str, int]]:
+        if heartbeat:
+            return [(_encoder.encode(_Heartbeat(server_time=datetime.now(UTC))).decode(), 0)]
+        if redaction is not None:
+            events = [redaction.event(e) for e in events]
+            incidents = [redaction.incident(i) for i in incidents]
+        frames: list[tuple[str, int]] = []
+        if events:
+            frames.append((_encoder.encode(_Events(events=events)).decode(), len(events)))
+        if incidents:
+            frames.append((_encoder.encode(_Incidents(incidents=incidents)).decode(), len(incidents)))
+        return frames

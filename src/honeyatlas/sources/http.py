@@ -34,6 +34,7 @@ from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
+from honeyatlas.access import Audience
 from honeyatlas.enrichment.sensors import Sensor, SensorDirectory
 from honeyatlas.errors import BusError, HoneyatlasError, PipelineFull, StoreError
 from honeyatlas.event import RAW_LIMIT_BYTES
@@ -174,6 +175,7 @@ def ingest_route(
             "Answers only after the accepted events are durably stored."
         ),
         tags=["ingest"],
+        opt={"audience": Audience.INGEST},  # the sensor token is checked below
     )
     async def ingest(request: Request[Any, Any, Any], fmt: FromPath[str]) -> Response[Any]:
         if fmt not in pipeline.formats():

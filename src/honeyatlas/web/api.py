@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.exceptions import ValidationException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromQuery, QueryParameter
@@ -27,6 +27,8 @@ from honeyatlas.event import Event, Kind
 from honeyatlas.metrics import Metrics
 from honeyatlas.sinks import LiveClients
 from honeyatlas.store import Backlog, Counts, EventQuery, Store, TopItem
+from honeyatlas.transforms.redact import PublicView
+from honeyatlas.web.access import ADMIN, ANALYST, OPEN, PUBLIC
 from honeyatlas.web.params import query_time, time_range
 
 
@@ -50,6 +52,7 @@ class WebContext:
     # never exported as indicators.
     benign: Container[str] = ()
     export_min_confidence: float = 0.5  # `correlation.export_min_confidence`: campaigns below it are not exported
+    public: PublicView | None = None  # the public view's redaction, when it is on
     started_monotonic: float = field(default_factory=time.monotonic)
 
     @property
@@ -136,7 +139,7 @@ def decode_cursor(text: str) -> tuple[datetime, str]:
 
 
 def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
-    @get("/api/v1/events", tags=["query"], summary="Stored events, newest first, with cursor paging")
+    @get("/api/v1/events", tags=["query"], opt=ANALYST, summary="Stored events, newest first, with cursor paging")
     async def events(
         since: FromQuery[datetime | None] = None,
         until: FromQuery[datetime | None] = None,
@@ -156,11 +159,14 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
         next_cursor = encode_cursor(found[-1]) if len(found) == limit else None
         return EventPage(events=found, next_cursor=next_cursor)
 
-    @get("/api/v1/stats/summary", tags=["query"], summary="Counts for 1 m / 1 h / 24 h and top-N lists (24 h)",
+    @get("/api/v1/stats/summary", tags=["query"], opt=PUBLIC, summary="Counts for 1 m / 1 h / 24 h and top-N lists (24 h)",
          description="Exact, from rollups the store keeps up to date every few seconds plus the newest events.")
-    async def summary(top: Annotated[int, QueryParameter(ge=1, le=100)] = 10) -> SummaryView:
+    async def summary(request: Request[Any, Any, Any],
+                      top: Annotated[int, QueryParameter(ge=1, le=100)] = 10) -> SummaryView:
         now = datetime.now(UTC)
         found = await ctx.reads.summary(now, top)
+        if request.state.principal is None and ctx.public is not None:  # the public view
+            found = msgspec.structs.replace(found, top=ctx.public.top(found.top))
         counted = PipelineCounts(
             rejected=int(ctx.metrics.total("honeyatlas_records_rejected_total")),
             dropped=int(ctx.metrics.total("honeyatlas_records_dropped_total")),
@@ -170,7 +176,7 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
         return SummaryView(counts=found.counts, top=found.top, pipeline=counted, generated_at=now)
 
     @get(
-        "/api/v1/stats/histogram", tags=["query"],
+        "/api/v1/stats/histogram", tags=["query"], opt=ANALYST,
         summary="Events per time bucket (optionally per kind), exact",
         description=(
             "Buckets are aligned on multiples of bucket_seconds (a multiple of 60) since the Unix epoch and "
@@ -205,7 +211,7 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
                 bucket.kinds[kind] = n
         return Histogram(since=start, until=end, bucket_seconds=bucket_seconds, buckets=buckets, generated_at=now)
 
-    @get("/api/v1/sensors", tags=["sensors"],
+    @get("/api/v1/sensors", tags=["sensors"], opt=ANALYST,
          summary="Registered sensors: last seen, event rate, rejected records, status (active, silent...)")
     async def sensors() -> dict[str, list[SensorView]]:
         now = datetime.now(UTC)
@@ -236,7 +242,7 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
             )
         return {"sensors": views}
 
-    @get("/api/v1/rejected", tags=["query"], summary="Most recent records kept in the dead-letter store")
+    @get("/api/v1/rejected", tags=["query"], opt=ADMIN, summary="Most recent records kept in the dead-letter store")
     async def rejected(limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100) -> dict[str, list[DeadLetterView]]:
         letters = await ctx.reads.dead_letters(limit)
         return {
@@ -255,7 +261,7 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
 def ops_routes(ctx: WebContext) -> list[BaseRouteHandler]:
     """Health and metrics: served by every role."""
 
-    @get("/api/v1/health", tags=["ops"], summary="Liveness and component status")
+    @get("/api/v1/health", tags=["ops"], opt=OPEN, summary="Liveness and component status")
     async def health() -> dict[str, Any]:
         return {
             "status": "ok",
@@ -271,7 +277,7 @@ def ops_routes(ctx: WebContext) -> list[BaseRouteHandler]:
             "formats": ctx.formats,
         }
 
-    @get("/metrics", tags=["ops"], summary="Prometheus text exposition", media_type="text/plain; version=0.0.4")
+    @get("/metrics", tags=["ops"], opt=ANALYST, summary="Prometheus text exposition", media_type="text/plain; version=0.0.4")
     async def metrics() -> Response[str]:
         return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
 

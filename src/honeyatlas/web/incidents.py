@@ -21,6 +21,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from honeyatlas.incident import Incident, IncidentKind, IncidentStatus
 from honeyatlas.profile import AttackerProfile, MalwareProfile
 from honeyatlas.store import IncidentQuery
+from honeyatlas.web.access import ANALYST
 from honeyatlas.web.api import WebContext
 from honeyatlas.web.params import query_time
 
@@ -45,7 +46,7 @@ def canonical_sha256(text: str) -> str:
 
 
 def incident_routes(ctx: WebContext) -> list[BaseRouteHandler]:
-    @get("/api/v1/incidents", tags=["correlation"],
+    @get("/api/v1/incidents", tags=["correlation"], opt=ANALYST,
          summary="Incidents (multi-sensor attackers, scans, campaigns, epidemics), most recently active first")
     async def incidents(
         kind: FromQuery[IncidentKind | None] = None,
@@ -59,7 +60,7 @@ def incident_routes(ctx: WebContext) -> list[BaseRouteHandler]:
                               source=canonical_ip(source) if source else None, limit=limit)
         return IncidentList(incidents=await ctx.reads.query_incidents(query))
 
-    @get("/api/v1/incidents/{incident_id:str}", tags=["correlation"],
+    @get("/api/v1/incidents/{incident_id:str}", tags=["correlation"], opt=ANALYST,
          summary="One incident with its members and timeline")
     async def incident(incident_id: FromPath[str]) -> Incident:
         found = await ctx.reads.get_incident(incident_id[:64])
@@ -67,7 +68,7 @@ def incident_routes(ctx: WebContext) -> list[BaseRouteHandler]:
             raise NotFoundException(f"no incident {incident_id[:64]!r}")
         return found
 
-    @get("/api/v1/attackers/{ip:str}", tags=["correlation"],
+    @get("/api/v1/attackers/{ip:str}", tags=["correlation"], opt=ANALYST,
          summary="Attacker profile: activity, sensors, credentials, commands, payloads, incidents, classification")
     async def attacker(ip: FromPath[str], limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 20) -> AttackerProfile:
         address = canonical_ip(ip)
@@ -76,7 +77,7 @@ def incident_routes(ctx: WebContext) -> list[BaseRouteHandler]:
             raise NotFoundException(f"no events from {address}")
         return msgspec.structs.replace(found, benign=True) if address in ctx.benign else found
 
-    @get("/api/v1/malware/{sha256:str}", tags=["correlation"],
+    @get("/api/v1/malware/{sha256:str}", tags=["correlation"], opt=ANALYST,
          summary="Malware sample: where and when it was seen, by whom, and its spread")
     async def malware(sha256: FromPath[str], limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 20) -> MalwareProfile:
         digest = canonical_sha256(sha256)

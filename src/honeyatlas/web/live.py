@@ -15,12 +15,14 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.handlers import WebsocketRouteHandler
 
 from honeyatlas.sinks import LiveClient, LiveClients
+from honeyatlas.web.access import PUBLIC
 
 
 def live_route(hub: LiveClients) -> WebsocketRouteHandler:
-    @websocket("/api/v1/live")
+    @websocket("/api/v1/live", opt=PUBLIC)
     async def live(socket: WebSocket) -> None:  # type: ignore[type-arg]
-        registered = hub.connect()
+        # Anonymous clients (only let in when the public view is on) get the redacted view.
+        registered = hub.connect("full" if socket.state.principal is not None else "public")
         if registered is None:
             await socket.close(code=1013, reason="too many live clients; try again later")
             return

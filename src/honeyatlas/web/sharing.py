@@ -23,6 +23,7 @@ from honeyatlas.incident import Incident
 from honeyatlas.profile import AttackerSummary
 from honeyatlas.share import ioc_csv, ioc_json, misp_event, stix_bundle
 from honeyatlas.store import IncidentQuery
+from honeyatlas.web.access import ANALYST
 from honeyatlas.web.api import WebContext
 from honeyatlas.web.params import time_range
 
@@ -69,7 +70,7 @@ def sharing_routes(ctx: WebContext) -> list[BaseRouteHandler]:
         found = await rows(start, incident.last_seen + timedelta(seconds=1))
         return incident, [row for row in found if row.ip in members]
 
-    @get("/api/v1/iocs", tags=["sharing"], summary="IoC feed of attacker addresses (CSV or JSON), most active first")
+    @get("/api/v1/iocs", tags=["sharing"], opt=ANALYST, summary="IoC feed of attacker addresses (CSV or JSON), most active first")
     async def iocs(
         format: FromQuery[Literal["json", "csv"]] = "json",
         since: FromQuery[datetime | None] = None,
@@ -84,7 +85,7 @@ def sharing_routes(ctx: WebContext) -> list[BaseRouteHandler]:
                             headers={"Content-Disposition": 'attachment; filename="honeyatlas-iocs.csv"'})
         return Response(await asyncio.to_thread(ioc_json, found, datetime.now(UTC)), media_type="application/json")
 
-    @get("/api/v1/stix", tags=["sharing"], summary="STIX 2.1 bundle of a time range: attacker addresses and incidents")
+    @get("/api/v1/stix", tags=["sharing"], opt=ANALYST, summary="STIX 2.1 bundle of a time range: attacker addresses and incidents")
     async def stix_range(
         since: FromQuery[datetime | None] = None, until: FromQuery[datetime | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_ROWS)] = STIX_DEFAULT_ROWS,
@@ -96,14 +97,14 @@ def sharing_routes(ctx: WebContext) -> list[BaseRouteHandler]:
                              generated_at=datetime.now(UTC))
         return Response(bundle, media_type=STIX_TYPE)
 
-    @get("/api/v1/incidents/{incident_id:str}/stix", tags=["sharing"], summary="STIX 2.1 bundle of one incident")
+    @get("/api/v1/incidents/{incident_id:str}/stix", tags=["sharing"], opt=ANALYST, summary="STIX 2.1 bundle of one incident")
     async def stix_incident(incident_id: FromPath[str]) -> Response[Any]:
         incident, found = await incident_and_rows(incident_id)
         bundle = await asyncio.to_thread(stix_bundle, incidents=[incident], attackers=found, identity_name=identity,
                              generated_at=datetime.now(UTC))
         return Response(bundle, media_type=STIX_TYPE)
 
-    @get("/api/v1/incidents/{incident_id:str}/misp", tags=["sharing"], summary="MISP event (JSON) of one incident")
+    @get("/api/v1/incidents/{incident_id:str}/misp", tags=["sharing"], opt=ANALYST, summary="MISP event (JSON) of one incident")
     async def misp_incident(incident_id: FromPath[str]) -> dict[str, Any]:
         incident, found = await incident_and_rows(incident_id)
         return await asyncio.to_thread(misp_event, incident=incident, attackers=found, generated_at=datetime.now(UTC))
