@@ -79,7 +79,7 @@ async function boot() {
   showAccount(session, login);
   onUnauthorized(() => {
     // the public audience is not logged in: a 401 there only means "not for the public"
-    if (session.audience !== "public") login.show(session.open ? "" : "Your session has ended: log in again.");
+    if (session.audience !== "public") login.show("Your session has ended: log in again.");
   });
   if (session.audience === "none") {
     login.show();

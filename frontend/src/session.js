@@ -14,8 +14,6 @@ import { byId } from "./dom.js";
 /** The session, with its audience. */
 export async function loadSession() {
   const response = await fetch("/api/v1/session", { cache: "no-store", headers: { accept: "application/json" } });
-  // a server without accounts (before 0.x added them) has no session route and serves everyone
-  if (response.status === 404) return { user: null, role: null, via: null, public_view: false, audience: "analyst", open: true };
   if (!response.ok) throw new Error(`/api/v1/session: HTTP ${response.status}`);
   const session = await response.json();
   const audience = session?.user ? "analyst" : session?.public_view ? "public" : "none";

@@ -1,6 +1,7 @@
 """The map of a cluster in a real browser: `honeyatlas cluster` started as a newcomer would
-(its own nats-server and PostgreSQL, 2 ingest, 2 workers, the demo honeynet), the page of
-its web process in Debian's chromium: live arcs, counters and sensors from the cluster."""
+(its own nats-server and PostgreSQL, 2 ingest, 2 workers, the demo honeynet), an analyst
+added with `honeyatlas user add` while it runs, the page of its web process in Debian's
+chromium: live arcs, counters and sensors from the cluster."""
 
 from __future__ import annotations
 
@@ -11,13 +12,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import httpx
 import pytest
 
 from honeyatlas.cluster import free_port, wait_for_port
 from honeyatlas.errors import HoneyatlasError
 from tests.waiting import wait_until
-from tests.web.test_browser import browser  # noqa: F401
+from tests.web.test_browser import ANALYST, PASSWORD, browser  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.cluster]
 
@@ -37,9 +37,14 @@ def test_the_map_works_against_make_cluster(browser, tmp_path: Path) -> None:  #
             cluster.kill()
             raise AssertionError(cluster.communicate()[0]) from None
         url = f"http://127.0.0.1:{web}/"
-        wait_until(lambda: httpx.get(url + "api/v1/stats/summary").json()["counts"]["1m"] > 0,
+        subprocess.run([sys.executable, "-m", "honeyatlas", "user", "add", ANALYST, "--role", "analyst",
+                        "--password-stdin", "--config", str(home / "cluster.toml")],
+                       input=PASSWORD, text=True, capture_output=True, check=True, timeout=60)
+        session = browser.new_context(viewport={"width": 1400, "height": 800})
+        assert session.request.post(url + "api/v1/login", data={"username": ANALYST, "password": PASSWORD}).ok
+        wait_until(lambda: session.request.get(url + "api/v1/stats/summary").json()["counts"]["1m"] > 0,
                    "demo events through ingest, the bus and a worker", 60, 0.5)
-        page = browser.new_page(viewport={"width": 1400, "height": 800})
+        page = session.new_page()
         page.goto(url)
         page.wait_for_selector('#conn-status[data-state="up"]', timeout=15_000)
         page.wait_for_function("() => window.__honeyatlas && window.__honeyatlas.mapReady === true", timeout=15_000)
@@ -47,7 +52,7 @@ def test_the_map_works_against_make_cluster(browser, tmp_path: Path) -> None:  #
         page.wait_for_function("() => Number(document.querySelector('#count-1h').textContent) > 0", timeout=15_000)
         page.wait_for_function("() => document.querySelectorAll('#ticker li.ticker-item').length >= 3",
                                timeout=15_000)
-        sensors = httpx.get(url + "api/v1/sensors").json()["sensors"]
+        sensors = session.request.get(url + "api/v1/sensors").json()["sensors"]
         assert len(sensors) >= 3 and any(s["status"] == "active" for s in sensors)  # the demo's, from PostgreSQL
         page.screenshot(path=str(tmp_path / "cluster-map.png"))
     finally:

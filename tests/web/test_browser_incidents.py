@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import RunningServer, start_server
-from tests.web.test_browser import XSS, browser  # noqa: F401  (the fixture)
+from tests.web.test_browser import XSS, analyst_page, browser  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -72,7 +72,7 @@ def test_incidents_listed_highlighted_detailed_as_text(browser, tmp_path: Path) 
         now = datetime.now(UTC)
         post_events(server, old, [{"ts": iso(now), "kind": "connection", "src_ip": "4.4.4.4", "dst_port": 22}])
 
-        page = browser.new_page(viewport={"width": 1600, "height": 900})
+        page = analyst_page(browser, server, viewport={"width": 1600, "height": 900})
         requests: list[str] = []
         dialogs: list[str] = []
         errors: list[str] = []
