@@ -27,6 +27,10 @@ REPO = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _URL_LINE = re.compile(r"serving (?:as \w+ )?on (http://\S+/)")
 _TOKEN_LINE = re.compile(r"ingest token[^:]*:\s*(\S+)")
+# The load generators all connect from 127.0.0.1 (1,000 WebSocket clients, 512 senders): a
+# cap on connections per address would measure the cap, not the server. The slowloris
+# benchmark runs with the defaults (env={}).
+LOAD_FROM_ONE_ADDRESS = {"HONEYATLAS_SERVER_MAX_CONNECTIONS_PER_ADDRESS": "0"}
 
 
 @dataclass
@@ -171,6 +175,7 @@ class ServerProcess:
     entry: str = "honeyatlas"
     port: int = 0
     args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=lambda: dict(LOAD_FROM_ONE_ADDRESS))  # added to the environment
     process: subprocess.Popen[bytes] | None = None
     url: str = ""
     log_path: Path = field(init=False)
@@ -203,7 +208,8 @@ class ServerProcess:
         if self.config_file is not None:
             command += ["--config", str(self.config_file)]
         log = self.log_path.open("wb")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                                        env={**os.environ, **self.env})
         log.close()
         return self
 

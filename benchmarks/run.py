@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import correlation, crash, fuzz, live_server, offline, read_flood, roles, stages
+from benchmarks import correlation, crash, fuzz, live_server, offline, read_flood, roles, slowloris, stages
 from benchmarks.harness import REPO, Context, Figure, git_commit, machine
 from benchmarks.records import save_json
 
@@ -37,6 +37,7 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "roles": roles.roles,  # needs PostgreSQL's binaries and nats-server (as `make test` does)
     "read_flood": read_flood.read_flood,  # ingest under expensive reads, with and without read slots
     "fuzz": fuzz.fuzz_benchmark,  # schemathesis, 100,000 cases (hours; smoke: 60)
+    "slowloris": slowloris.slowloris,  # 1,000+ trickling connections from 127.0.1.x (Linux loopback)
     "crash": crash.crash,  # SIGKILLs the server under 8 clients; the PostgreSQL run needs its binaries
 }
 

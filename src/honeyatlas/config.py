@@ -41,6 +41,19 @@ class ServerConfig(_Section):
     role: Literal["all", "ingest", "worker", "web"] = "all"
     reuse_port: bool = False  # SO_REUSEPORT: several ingest (or web) processes on one port
     instance_name: Annotated[str, Meta(min_length=1, max_length=128)] = "honeyatlas"
+    # Slow clients (docs/reliability.md). nginx-like deadlines: a request head fits in one or
+    # two packets, so 10 s is ample even on a bad mobile link and short enough that a
+    # slowloris must keep reconnecting; a body must not stall for body_timeout_seconds and
+    # must average body_min_bytes_per_second after it (Apache mod_reqtimeout's MinRate).
+    # Keep-alive 15 s: forwarders post every second or so and reuse their connection, a
+    # browser reconnects cheaply. 64 connections per address covers a NAT of browsers and
+    # a host of sensors; behind a reverse proxy every client is the proxy, so raise it or
+    # set 0 (no cap) there and let the proxy cap per client.
+    header_timeout_seconds: Seconds = 10.0
+    body_timeout_seconds: Seconds = 20.0
+    body_min_bytes_per_second: Annotated[int, Meta(ge=0)] = 500
+    keep_alive_timeout_seconds: Annotated[float, Meta(gt=0, le=3600)] = 15.0
+    max_connections_per_address: Annotated[int, Meta(ge=0)] = 64  # HTTP and WebSocket together; 0: no cap
 
 
 class StorageConfig(_Section):
@@ -113,6 +126,11 @@ class LiveConfig(_Section):
     snapshot_events: Annotated[int, Meta(ge=0, le=5_000)] = 200
     heartbeat_seconds: Seconds = 5.0
     max_clients: PositiveInt = 2_000
+    # The browser sends nothing but pongs and a close frame: 4 KiB is plenty. A client that
+    # answers no ping within ping_timeout_seconds (gone, or not reading) is dropped.
+    max_incoming_frame_bytes: Annotated[int, Meta(ge=125, le=1024 * 1024)] = 4096
+    ping_interval_seconds: Seconds = 20.0
+    ping_timeout_seconds: Seconds = 20.0
 
 
 class DemoConfig(_Section):
@@ -127,6 +145,7 @@ class HpfeedsConfig(_Section):
     tls_cert_path: str | None = None
     tls_key_path: str | None = None
     max_connections: PositiveInt = 1024
+    max_connections_per_address: Annotated[int, Meta(ge=0)] = 32  # a host's honeypots, one connection each; 0: no cap
     auth_timeout_seconds: Seconds = 10.0
     max_message_bytes: Annotated[int, Meta(ge=1024, le=16 * 1024 * 1024)] = 1024 * 1024
     channel_formats: dict[str, str] = {}
@@ -151,6 +170,7 @@ class SyslogConfig(_Section):
     tls_key_path: str | None = None
     max_message_bytes: Annotated[int, Meta(ge=480, le=16 * 1024 * 1024)] = 65536
     max_connections: PositiveInt = 1000
+    max_connections_per_address: Annotated[int, Meta(ge=0)] = 32  # a host's honeypots, one connection each; 0: no cap
     idle_timeout_seconds: Seconds = 3600.0
     batch_max_messages: PositiveInt = 500
     batch_linger_seconds: Seconds = 0.1

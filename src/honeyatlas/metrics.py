@@ -20,6 +20,8 @@ HELP: dict[str, str] = {
     "honeyatlas_events_dropped_total": "Adapted events not passed on, per component and reason: duplicates already stored (dedupe, store), live-feed events a slow client or bus could not take (live, live_feed).",
     "honeyatlas_hpfeeds_subscriber_connects_total": "Connections to the external hpfeeds broker.",
     "honeyatlas_hpfeeds_subscriber_disconnects_total": "Disconnects from the external hpfeeds broker, per reason.",
+    "honeyatlas_connections_refused_total": "Connections refused or closed for breaking a limit, per listener (http, websocket, hpfeeds, syslog) and reason (per_address_limit, frame_too_large, protocol_error).",
+    "honeyatlas_connections_timed_out_total": "Connections closed at a deadline, per listener and what was awaited (header, body, keep_alive, ping, idle).",
     "honeyatlas_access_refused_total": "Requests to the web app refused by the access rules, per reason (unauthenticated, forbidden, bad_credentials, origin, host, no_audience).",
     "honeyatlas_logins_total": "Login attempts, per outcome (ok, failed, rate_limited).",
     "honeyatlas_requests_refused_total": "Ingest requests refused before reading records, per source and reason.",

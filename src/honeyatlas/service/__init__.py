@@ -219,6 +219,7 @@ class Service:
 
     async def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
         """Start everything, serve HTTP until cancelled or signalled, then stop cleanly."""
-        await serve(self.app, self.config.server, start=self.start, stop=self.stop, on_ready=on_ready)
+        await serve(self.app, self.config.server, live=self.config.live, metrics=self.metrics, start=self.start,
+                    stop=self.stop, on_ready=on_ready)
 
 

@@ -1,16 +1,27 @@
-"""Serving a role's web app: the listening socket and uvicorn, the same for every role."""
+"""Serving a role's web app: the listening socket and uvicorn, the same for every role.
+
+Slow clients are bounded by the connection guards of service/connections.py (deadlines for
+request heads and bodies, a cap per client address); uvicorn's own keep-alive timer, ping
+keepalive and WebSocket frame cap are set here from the configuration.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import resource
 import socket
 from collections.abc import Awaitable, Callable
 
 import uvicorn
 from litestar import Litestar
 
-from honeyatlas.config import ServerConfig
+from honeyatlas.config import LiveConfig, ServerConfig
+from honeyatlas.metrics import Metrics
+from honeyatlas.service.connections import ConnectionGuard
+
+log = logging.getLogger(__name__)
 
 
 def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
@@ -33,23 +44,33 @@ def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     return listener
 
 
-async def serve(app: Litestar, server_config: ServerConfig, *, start: Callable[[], Awaitable[None]],
-                stop: Callable[[], Awaitable[None]], on_ready: Callable[[str], None] | None = None) -> None:
+async def serve(app: Litestar, server_config: ServerConfig, *, live: LiveConfig, metrics: Metrics,
+                start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]],
+                on_ready: Callable[[str], None] | None = None) -> None:
     """Listen where `server_config` says (first: a taken port is one clear error before
     anything starts), start the role (`start`), serve HTTP until cancelled or signalled, then
-    stop serving and stop the role (`stop`)."""
+    stop serving and stop the role (`stop`). `live` sets the WebSocket's ping and frame cap;
+    refusals and timeouts are counted in `metrics`."""
     listener = listen(server_config.host, server_config.port, reuse_port=server_config.reuse_port)
+    _raise_open_files_limit()
     try:
         await start()
     except BaseException:
         listener.close()
         raise
+    http_protocol, ws_protocol = ConnectionGuard(server_config, metrics).protocols()
     server = uvicorn.Server(
         uvicorn.Config(
             app,
-            http="h11",  # measured: with httptools installed ("auto"), ingest fell 7,800 -> 6,600 events/s
-            ws="websockets-sansio",
+            # h11 (measured: with httptools installed, "auto", ingest fell 7,800 -> 6,600
+            # events/s) and websockets-sansio, each with the guards of service/connections.py
+            http=http_protocol,
+            ws=ws_protocol,
             ws_per_message_deflate=False,  # measured: deflate costs ~4x the CPU per frame
+            ws_max_size=live.max_incoming_frame_bytes,
+            ws_ping_interval=live.ping_interval_seconds,
+            ws_ping_timeout=live.ping_timeout_seconds,
+            timeout_keep_alive=server_config.keep_alive_timeout_seconds,  # type: ignore[arg-type]  # float works
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=5,
@@ -70,3 +91,18 @@ async def serve(app: Litestar, server_config: ServerConfig, *, start: Callable[[
             await task
         listener.close()
         await stop()
+
+
+def _raise_open_files_limit() -> None:
+    """Every held connection is a file descriptor, and the usual soft limit (1,024) is less
+    than a slowloris from a few dozen addresses holds: raise it to the hard limit, as
+    nginx's worker_rlimit_nofile is raised. When the limit is still reached, asyncio stops
+    accepting for a second and the deadlines free descriptors meanwhile."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("open files limit stays at %d (could not raise it to %d: %s)", soft, wanted, exc)

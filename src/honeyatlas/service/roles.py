@@ -108,7 +108,8 @@ class RoleBase(abc.ABC):
             finally:
                 self.accounts.close()
 
-        await serve(self.app, self.config.server, start=start, stop=stop, on_ready=on_ready)
+        await serve(self.app, self.config.server, live=self.config.live, metrics=self.metrics, start=start,
+                    stop=stop, on_ready=on_ready)
 
 
 class IngestRole(RoleBase):

@@ -134,7 +134,8 @@ class Sources:
                 pipeline=self._pipeline, registry=self._registry, metrics=self._metrics, host=address.host,
                 port=address.port, broker_name=hp.broker_name,
                 ssl_context=tls if address.transport == "tls" else None, channel_formats=hp.channel_formats,
-                max_connections=hp.max_connections, auth_timeout_seconds=hp.auth_timeout_seconds,
+                max_connections=hp.max_connections, max_connections_per_address=hp.max_connections_per_address,
+                auth_timeout_seconds=hp.auth_timeout_seconds,
                 max_message_bytes=hp.max_message_bytes,
             )
             await endpoint.start()

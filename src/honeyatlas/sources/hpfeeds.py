@@ -15,7 +15,9 @@ process dies. Messages are batched (`max_batch_records`, `max_batch_bytes`, or
 (sensor, format). While a connection's batch is being stored, or the pipeline is full,
 nothing more is read from that connection: the kernel buffers fill and TCP pushes back on
 the publisher, so memory stays bounded (one batch, one frame and one read buffer per
-connection, `max_connections` connections).
+connection, `max_connections` connections, at most `max_connections_per_address` of them
+from one client address: more are closed at once and counted in
+`honeyatlas_connections_refused_total{listener="hpfeeds",reason="per_address_limit"}`).
 
 The channel names the format (`DEFAULT_CHANNEL_FORMATS`, overridable; others are `auto`);
 binary channels (malware files, `glastopf.files`) are counted as ignored, never parsed.
@@ -54,6 +56,7 @@ from honeyatlas.sources.hpfeeds_protocol import (
     auth_digest,
     encode,
 )
+from honeyatlas.sources.limits import AddressLimiter
 from honeyatlas.store.registry import ANY_CHANNEL
 
 SOURCE = "hpfeeds"
@@ -248,6 +251,7 @@ class HpfeedsEndpoint:
         channel_formats: Mapping[str, str] | None = None,
         binary_channels: Sequence[str] = DEFAULT_BINARY_CHANNELS,
         max_connections: int = 1024,
+        max_connections_per_address: int = 32,
         auth_timeout_seconds: float = 10.0,
         max_message_bytes: int = 1024**2,
         max_batch_records: int = 500,
@@ -263,6 +267,7 @@ class HpfeedsEndpoint:
         self._ssl = ssl_context
         self._router = ChannelRouter(channel_formats, binary_channels)
         self._max_connections = max_connections
+        self._per_address = AddressLimiter(SOURCE, max_connections_per_address, metrics)
         self._auth_timeout = auth_timeout_seconds
         self._max_message_bytes = max_message_bytes
         self._batch_limits = (max_batch_records, max_batch_bytes, max_batch_delay_seconds)
@@ -310,6 +315,10 @@ class HpfeedsEndpoint:
             self._refused("too_many_connections")
             await _close(writer)
             return
+        slot = self._per_address.acquire(writer.get_extra_info("peername"))
+        if slot is None:
+            await _close(writer)
+            return
         self._connections.add(task)
         _keepalive(writer)
         batcher = PayloadBatcher(
@@ -334,6 +343,7 @@ class HpfeedsEndpoint:
                 await batcher.flush(final=True)
             finally:
                 self._connections.discard(task)
+                self._per_address.release(slot)
                 await _close(writer)
 
     def _refused(self, reason: str) -> None:

@@ -26,10 +26,14 @@ Delivery, per transport:
   buffers is lost. For at-least-once delivery use the HTTP source.
 
 Bounds: a message over `max_message_bytes` (UDP: dropped; TCP: the connection is closed),
-at most `max_connections` TCP connections (more are closed at once), a connection idle for
-`idle_timeout_seconds` is closed. A framing error closes that connection only, and is
-counted (`honeyatlas_requests_refused_total{source="syslog",reason="oversize"|
-"bad_octet_count"|"truncated"}`); the listener keeps serving.
+at most `max_connections` TCP connections (more are closed at once), at most
+`max_connections_per_address` from one client address (more are closed at once, counted in
+`honeyatlas_connections_refused_total{listener="syslog",reason="per_address_limit"}`), a
+connection idle for `idle_timeout_seconds` is closed (counted in
+`honeyatlas_connections_timed_out_total{listener="syslog",phase="idle"}`). A framing error
+closes that connection only, and is counted
+(`honeyatlas_requests_refused_total{source="syslog",reason="oversize"|"bad_octet_count"|
+"truncated"}`); the listener keeps serving.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from honeyatlas.errors import HoneyatlasError, PipelineFull, StoreError
 from honeyatlas.metrics import Metrics
 from honeyatlas.pipeline import Ingest, RawRecord
 from honeyatlas.sources.framing import decode_line
+from honeyatlas.sources.limits import AddressLimiter
 from honeyatlas.sources.syslog_parse import SyslogMessage, TcpFramer, parse_message
 
 SOURCE = "syslog"
@@ -122,6 +127,7 @@ def tls_server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
 class SyslogLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_message_bytes: int = 65536
     max_connections: int = 1000
+    max_connections_per_address: int = 32
     idle_timeout_seconds: float = 3600.0
     batch_max_messages: int = 500
     batch_linger_seconds: float = 0.1
@@ -169,6 +175,7 @@ class SyslogListener:
         self._metrics = metrics
         self._limits = limits or SyslogLimits()
         self._ssl = ssl_context
+        self._per_address = AddressLimiter(SOURCE, self._limits.max_connections_per_address, metrics)
         self._input_kind = pipeline.input_kind(address.format)
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -357,15 +364,21 @@ class SyslogListener:
             self._refuse("too_many_connections")
             writer.close()
             return
+        peer = writer.get_extra_info("peername")
+        slot = self._per_address.acquire(peer)
+        if slot is None:
+            writer.close()
+            return
         self._connections.add(task)
         try:
-            await self._read_connection(task, reader, writer.get_extra_info("peername"))
+            await self._read_connection(task, reader, peer)
         except asyncio.CancelledError:
             if not self._stopping:
                 raise
             # cancelled by stop() after its grace period: end quietly (asyncio logs a cancelled handler)
         finally:
             self._connections.discard(task)
+            self._per_address.release(slot)
             writer.close()
             with contextlib.suppress(OSError, ssl.SSLError, asyncio.CancelledError):
                 await asyncio.wait_for(writer.wait_closed(), 1)
@@ -391,6 +404,7 @@ class SyslogListener:
                 except TimeoutError:
                     if not batch:
                         log.debug("syslog %s: closing idle connection from %s", self.address, peer)
+                        self._per_address.timed_out("idle")
                         break
                     data = None
                 except (ConnectionError, ssl.SSLError) as exc:
