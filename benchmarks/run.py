@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import correlation, crash, fuzz, live_server, offline, read_flood, roles, slowloris, stages
+from benchmarks import correlation, crash, fuzz, live_server, offline, read_flood, roles, slowloris, stages, views
 from benchmarks.harness import REPO, Context, Figure, git_commit, machine
 from benchmarks.records import save_json
 
@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "fanout": live_server.fanout,
     "overload": live_server.overload,
     "queries": offline.queries,
+    "views": views.views,  # filtered views (issue 13): 10M events over 30 days, 24 h and 30-day windows
     "correlation": correlation.correlation,
     "roles": roles.roles,  # needs PostgreSQL's binaries and nats-server (as `make test` does)
     "read_flood": read_flood.read_flood,  # ingest under expensive reads, with and without read slots

@@ -12,10 +12,12 @@ import pytest
 from tests.conftest import RunningServer
 from tests.test_ingest_http import cowrie_records_with_public_sources, ndjson, post
 
-# Every route with a date parameter (grep FromQuery[datetime in src/honeyatlas/web), and extra
+# Every route with a date parameter (those of web/params.py's view_filter), and extra
 # parameters that make it do the most date arithmetic.
 DATED_ROUTES = {
     "/api/v1/events": {},
+    "/api/v1/events/export": {"format": "csv"},
+    "/api/v1/stats/summary": {"kind": "login_attempt"},  # the per-minute rollups' path
     "/api/v1/incidents": {},
     "/api/v1/stats/histogram": {"bucket_seconds": 366 * 86400, "by_kind": "true"},
     "/api/v1/iocs": {"format": "csv"},

@@ -13,6 +13,7 @@ from honeyatlas.errors import StoreError
 from honeyatlas.event import Event, Flag, Geo, Kind, Outcome, Precision, new_event_id
 from honeyatlas.metrics import Metrics
 from honeyatlas.store import DeadLetter, EventQuery, TopItem
+from honeyatlas.store.filters import EventFilter
 from honeyatlas.store.duckdb import SCHEMA_VERSION, DuckDBStore
 
 
@@ -51,7 +52,7 @@ async def test_append_survives_reopen_and_round_trips(tmp_path: Path) -> None:
         found = await reopened.query_events(EventQuery(limit=1000))
         assert sorted(found, key=lambda e: e.id) == sorted(written, key=lambda e: e.id)
         assert (await reopened.dead_letters(10))[0].raw == b"{bad"
-        only = await reopened.query_events(EventQuery(sensor="s1", country="US", limit=1000))
+        only = await reopened.query_events(EventQuery(filter=EventFilter(sensors=("s1",), countries=("US",)), limit=1000))
         assert len(only) == len([e for e in written if e.sensor == "s1"])
         summary = await reopened.summary(now, 3)
         assert summary.counts.last_day == 250

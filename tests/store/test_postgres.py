@@ -18,6 +18,7 @@ from honeyatlas.event import Event, Flag, Geo, Kind, Outcome, Precision, new_eve
 from honeyatlas.incident import Incident, IncidentKind, IncidentStatus
 from honeyatlas.metrics import Metrics
 from honeyatlas.store import DeadLetter, EventQuery, IncidentQuery, Receipt
+from honeyatlas.store.filters import EventFilter
 from honeyatlas.store.duckdb import DuckDBStore
 from honeyatlas.store.postgres import PostgresStore
 from honeyatlas.store.postgres_registry import PostgresSensorRegistry
@@ -141,15 +142,18 @@ async def test_every_read_answers_as_duckdb_does(pg_url: str, tmp_path: Path) ->
             for by_kind in (False, True):
                 got = await same(lambda s, a=since, b=until, w=width, k=by_kind: s.histogram(a, b, w, k), since)
                 assert got == brute_histogram(events, since, until, width, by_kind)
-        queries = [EventQuery(limit=10_000), EventQuery(sensor="nyc-2", limit=50), EventQuery(src_ip=top_ips[0]),
-                   EventQuery(kind=Kind.SCAN, limit=30), EventQuery(country="DE", limit=1000),
-                   EventQuery(since=now - timedelta(hours=1), until=now, limit=1000)]
+        queries = [EventQuery(limit=10_000), EventQuery(filter=EventFilter(sensors=("nyc-2",)), limit=50),
+                   EventQuery(filter=EventFilter(addresses=(top_ips[0],))),
+                   EventQuery(filter=EventFilter(kinds=(Kind.SCAN,)), limit=30),
+                   EventQuery(filter=EventFilter(countries=("DE",)), limit=1000),
+                   EventQuery(filter=EventFilter(since=now - timedelta(hours=1), until=now), limit=1000)]
         for query in queries:
             assert len(await same(lambda s, q=query: s.query_events(q), query)) > 0
         cursor = None
         pages = 0
         while True:  # cursor paging, in both, page by page
-            page = await same(lambda s, c=cursor: s.query_events(EventQuery(sensor="fra-1", limit=97, cursor=c)), pages)
+            page = await same(lambda s, c=cursor: s.query_events(
+                EventQuery(filter=EventFilter(sensors=("fra-1",)), limit=97, cursor=c)), pages)
             if not page:
                 break
             cursor, pages = (page[-1].ts, page[-1].id), pages + 1
@@ -162,7 +166,7 @@ async def test_every_read_answers_as_duckdb_does(pg_url: str, tmp_path: Path) ->
         assert await same(lambda s: s.find_receipt("fra-1", "batch-1"), "receipt") == receipt
         assert await same(lambda s: s.find_receipt("fra-1", "batch-2"), "no receipt") is None
         assert (await same(lambda s: s.get_incident(grown.id), "incident")) == grown  # the latest state won
-        for iq in (IncidentQuery(), IncidentQuery(kind=IncidentKind.EPIDEMIC), IncidentQuery(source=top_ips[3]),
+        for iq in (IncidentQuery(), IncidentQuery(kinds=(IncidentKind.EPIDEMIC,)), IncidentQuery(source=top_ips[3]),
                    IncidentQuery(source=top_ips[0]), IncidentQuery(status=IncidentStatus.CLOSED, limit=1),
                    IncidentQuery(since=now - timedelta(hours=2, minutes=30), until=now)):
             await same(lambda s, q=iq: s.query_incidents(q), iq)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 import msgspec
 
-from honeyatlas.event import Event, Kind
+from honeyatlas.event import Event
 from honeyatlas.incident import Incident, IncidentKind, IncidentStatus
 from honeyatlas.profile import AttackerProfile, AttackerSummary, MalwareProfile
+from honeyatlas.store.filters import EventFilter
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,22 +48,24 @@ class Receipt(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class EventQuery(msgspec.Struct, frozen=True, kw_only=True):
-    since: datetime | None = None
-    until: datetime | None = None
-    sensor: str | None = None
-    src_ip: str | None = None
-    kind: Kind | None = None
-    country: str | None = None
+    """A page of the events matching `filter`: newest first (`desc`), or oldest first (`asc`,
+    a replay), ties broken by id; `cursor` is the (ts, id) of the previous page's last event."""
+
+    filter: EventFilter = EventFilter()
+    order: Literal["desc", "asc"] = "desc"
     limit: int = 100
-    cursor: tuple[datetime, str] | None = None  # (ts, id) of the last event of the previous page
+    cursor: tuple[datetime, str] | None = None
 
 
 class IncidentQuery(msgspec.Struct, frozen=True, kw_only=True):
-    kind: IncidentKind | None = None
+    kinds: tuple[IncidentKind, ...] = ()  # any of
     status: IncidentStatus | None = None
     since: datetime | None = None  # still active at or after (last_seen >= since)
     until: datetime | None = None  # opened before
     source: str | None = None  # the key or one of the listed sources
+    sensors: tuple[str, ...] = ()  # involving any of these sensors
+    addresses: tuple[str, ...] = ()  # keyed by or listing any of these addresses...
+    networks: tuple[str, ...] = ()  # ...or an address in one of these prefixes
     limit: int = 100
 
 
@@ -91,6 +94,18 @@ class Summary(msgspec.Struct, frozen=True):
     the last 24 hours, ties broken by key. Exact, whatever the backend."""
 
     counts: Counts
+    top: dict[str, list[TopItem]]
+
+
+# The top-N dimensions of a window's summary: TOP_DIMENSIONS and what only raw events carry.
+WINDOW_TOP_DIMENSIONS = (*TOP_DIMENSIONS, "usernames", "passwords", "commands", "payloads")
+
+
+class WindowSummary(msgspec.Struct, frozen=True):
+    """The events of a filter's window: how many, and per dimension of WINDOW_TOP_DIMENSIONS
+    the top-N keys, ties broken by key. Exact, whatever the backend or path."""
+
+    total: int
     top: dict[str, list[TopItem]]
 
 
@@ -146,12 +161,18 @@ class Store(Backlog, Receipts, Protocol):
 
     async def summary(self, now: datetime, top_n: int) -> Summary: ...
 
+    async def window_summary(self, events: EventFilter, top_n: int, *, rollups: bool = True) -> WindowSummary:
+        """The total and top-N lists of the events `events` selects (its window must be set);
+        from the rollups where the filter allows unless `rollups` is false (tests compare)."""
+
     async def histogram(
-        self, since: datetime, until: datetime, bucket_seconds: int, by_kind: bool
+        self, since: datetime, until: datetime, bucket_seconds: int, by_kind: bool,
+        events: EventFilter | None = None,
     ) -> list[tuple[datetime, str | None, int]]:
         """(bucket start, kind or None, events) of the non-empty buckets of
         `since <= ts < until`, buckets aligned on multiples of `bucket_seconds` (a multiple
-        of 60) since the Unix epoch, in order; exact."""
+        of 60) since the Unix epoch, in order; exact. Only the events `events` selects
+        (its own window is ignored)."""
 
     async def sensor_activity(self, now: datetime) -> dict[str, SensorActivity]: ...
 
@@ -168,5 +189,7 @@ class Store(Backlog, Receipts, Protocol):
     async def malware_profile(self, sha256: str, limit: int) -> MalwareProfile | None: ...
 
     async def attacker_summaries(
-        self, *, since: datetime, until: datetime, min_sensors: int, limit: int
-    ) -> list[AttackerSummary]: ...
+        self, *, since: datetime, until: datetime, min_sensors: int, limit: int, events: EventFilter | None = None
+    ) -> list[AttackerSummary]:
+        """The IoC feed's rows from the events in [since, until) that `events` selects (its
+        own window is ignored)."""

@@ -45,10 +45,13 @@ from honeyatlas.store import (
     Receipt,
     SensorActivity,
     Summary,
+    WindowSummary,
     duckdb_profiles,
     duckdb_stats,
+    filters,
 )
 from honeyatlas.store.columns import COLUMN_NAMES, EVENT_ARROW_SCHEMA, EVENT_COLUMNS, SCALAR_NAMES, row_to_event
+from honeyatlas.store.filters import EventFilter
 from honeyatlas.store.reads import ReadSlots
 
 log = logging.getLogger(__name__)
@@ -565,31 +568,15 @@ class DuckDBStore:
             low = high
 
     async def query_events(self, query: EventQuery) -> list[Event]:
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("sensor", query.sensor),
-            ("src_ip", query.src_ip),
-            ("kind", query.kind and str(query.kind)),
-            ("src_country", query.country),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if query.since is not None:
-            where.append("ts >= ?")
-            params.append(_naive_utc(query.since))
-        if query.until is not None:
-            where.append("ts < ?")
-            params.append(_naive_utc(query.until))
-        if query.cursor is not None:
+        condition, params = filters.where(query.filter, filters.DUCKDB)
+        before = "<" if query.order == "desc" else ">"
+        if query.cursor is not None:  # keyset paging: after the previous page's last (ts, id)
             cursor_ts, cursor_id = _naive_utc(query.cursor[0]), query.cursor[1]
-            where.append("(ts < ? OR (ts = ? AND id < ?))")
+            condition += f" AND (ts {before} ? OR (ts = ? AND id {before} ?))"
             params.extend([cursor_ts, cursor_ts, cursor_id])
-        sql = f"SELECT {', '.join(COLUMN_NAMES)} FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY ts DESC, id DESC LIMIT ?"
+        direction = query.order.upper()
+        sql = (f"SELECT {', '.join(COLUMN_NAMES)} FROM events WHERE {condition} "
+               f"ORDER BY ts {direction}, id {direction} LIMIT ?")
         params.append(query.limit)
         return [row_to_event(r) for r in await self._read("query_events", sql, params)]
 
@@ -598,14 +585,22 @@ class DuckDBStore:
         moment = _naive_utc(now)
         return await self._snapshot("summary", lambda cursor: duckdb_stats.summary(cursor, moment, top_n))
 
+    async def window_summary(self, events: EventFilter, top_n: int, *, rollups: bool = True) -> WindowSummary:
+        """The window's total and top-N lists, exact: see duckdb_stats.window_summary for the
+        rule that picks rollups or raw events."""
+        now = _naive_utc(datetime.now(UTC))
+        return await self._snapshot(
+            "window_summary", lambda cursor: duckdb_stats.window_summary(cursor, events, top_n, now, rollups))
+
     async def histogram(
-        self, since: datetime, until: datetime, bucket_seconds: int, by_kind: bool
+        self, since: datetime, until: datetime, bucket_seconds: int, by_kind: bool,
+        events: EventFilter | None = None,
     ) -> list[tuple[datetime, str | None, int]]:
         """(bucket start, kind or None, events) of the non-empty buckets, exact: see
         duckdb_stats.histogram (buckets are aligned on multiples of `bucket_seconds`)."""
         start, end = _naive_utc(since), _naive_utc(until)
         rows = await self._snapshot(
-            "histogram", lambda cursor: duckdb_stats.histogram(cursor, start, end, bucket_seconds, by_kind))
+            "histogram", lambda cursor: duckdb_stats.histogram(cursor, start, end, bucket_seconds, by_kind, events))
         return [(bucket.replace(tzinfo=UTC), kind, n) for bucket, kind, n in rows]
 
     async def sensor_activity(self, now: datetime) -> dict[str, SensorActivity]:
@@ -661,10 +656,11 @@ class DuckDBStore:
         return await duckdb_profiles.malware_profile(self._reader("malware_profile"), sha256, limit)
 
     async def attacker_summaries(
-        self, *, since: datetime, until: datetime, min_sensors: int, limit: int
+        self, *, since: datetime, until: datetime, min_sensors: int, limit: int, events: EventFilter | None = None
     ) -> list[AttackerSummary]:
         return await duckdb_profiles.attacker_summaries(
-            self._reader("attacker_summaries"), since=since, until=until, min_sensors=min_sensors, limit=limit
+            self._reader("attacker_summaries"), since=since, until=until, min_sensors=min_sensors, limit=limit,
+            events=events,
         )
 
 

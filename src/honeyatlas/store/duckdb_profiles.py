@@ -26,10 +26,17 @@ from honeyatlas.profile import (
     classify,
 )
 from honeyatlas.store import IncidentQuery, incident_sql
+from honeyatlas.store.filters import DUCKDB, EventFilter, where
 from honeyatlas.store.incident_sql import SCANS, Dialect, count_items, incident_refs
 
 Read = incident_sql.Read
-DIALECT = Dialect(param="?", source_listed="list_contains(sources, {p})", timestamp=_naive)
+DIALECT = Dialect(
+    param="?", source_listed="list_contains(sources, {p})", timestamp=_naive,
+    sensor_listed="list_contains(json_extract_string(body, '$.sensors[*]'), {p})",
+    any_source="len(list_filter(sources, lambda a: {condition})) > 0",
+    key_is_address="TRUE",  # DuckDB's prefix test only reads text (TRY_CAST): any key is safe
+    events=DUCKDB,
+)
 
 # Sources that must never leave in a shared feed: labs, NAT artefacts, the demo.
 _NOT_SHARED = "['loopback_source', 'private_source', 'reserved_source', 'demo']"
@@ -131,15 +138,17 @@ async def malware_profile(read: Read, sha256: str, limit: int) -> MalwareProfile
 
 
 async def attacker_summaries(
-    read: Read, *, since: datetime, until: datetime, min_sensors: int, limit: int
+    read: Read, *, since: datetime, until: datetime, min_sensors: int, limit: int, events: EventFilter | None = None
 ) -> list[AttackerSummary]:
-    """The IoC feed: public attacker addresses active in [since, until), most active first."""
+    """The IoC feed: public attacker addresses active in [since, until) in the events `events`
+    selects (its window ignored), most active first."""
+    condition, params = where((events or EventFilter()).window(since, until), DUCKDB)
     rows = await read(
         "SELECT src_ip, min(ts), max(ts), count(*), arg_max(src_country, ts) FILTER (WHERE src_country IS NOT NULL), "
         f"arg_max(src_asn, ts) FILTER (WHERE src_asn IS NOT NULL), {_COUNTS_SQL} FROM events "
-        f"WHERE ts >= ? AND ts < ? AND src_ip IS NOT NULL AND NOT list_has_any(flags, {_NOT_SHARED}) "
+        f"WHERE {condition} AND src_ip IS NOT NULL AND NOT list_has_any(flags, {_NOT_SHARED}) "
         "GROUP BY src_ip HAVING count(DISTINCT sensor) >= ? ORDER BY count(*) DESC, src_ip LIMIT ?",
-        [_naive(since), _naive(until), min_sensors, limit],
+        [*params, min_sensors, limit],
     )
     kinds: dict[str, set[str]] = {}
     if rows:

@@ -27,13 +27,18 @@ from typing import Any
 
 import duckdb
 
-from honeyatlas.store import Counts, Summary, TopItem
+from honeyatlas.store import WINDOW_TOP_DIMENSIONS, Counts, Summary, TopItem, WindowSummary
 from honeyatlas.store.columns import TOP_DIMENSIONS
+from honeyatlas.store.filters import DUCKDB, EventFilter, where
+from honeyatlas.store.window_sql import count_sql, top_items, top_sql
 
 WINDOW = timedelta(hours=24)
 _EPOCH = datetime(1970, 1, 1)
 
 _TOTAL = "total"
+_LATEST_ORG = "arg_max(src_org, ts) FILTER (WHERE src_org IS NOT NULL)"
+# How far a window may be from the rollup's trailing 24 hours for `stats_window` to answer it.
+_NEAR = timedelta(hours=1)
 
 
 def _change(added: str, removed: str | None = None) -> str:
@@ -243,44 +248,135 @@ def bucket_start(moment: datetime, bucket_seconds: int) -> datetime:
 
 
 def histogram(
-    con: duckdb.DuckDBPyConnection, since: datetime, until: datetime, bucket_seconds: int, by_kind: bool
+    con: duckdb.DuckDBPyConnection, since: datetime, until: datetime, bucket_seconds: int, by_kind: bool,
+    events: EventFilter | None = None,
 ) -> list[tuple[datetime, str | None, int]]:
     """(bucket start, kind or None, events) of the non-empty buckets, for `since <= ts < until`
     (the first and last buckets may be cut by `since` and `until`). `bucket_seconds` must be
-    a multiple of 60.
+    a multiple of 60. Only the events `events` selects (its window ignored).
 
-    Whole minutes come from `stats_minutes`; the partial minutes at both ends and the events
-    not folded yet are counted from `events`."""
+    Whole minutes come from `stats_minutes`, which is keyed by (minute, kind), when the filter
+    restricts at most the kind; the partial minutes at both ends and the events not folded
+    yet are counted from `events`. Any other filter is counted from the events of the window."""
     if bucket_seconds % 60:
         raise ValueError("bucket_seconds must be a multiple of 60")
+    con.begin()
+    try:
+        rows = _histogram(con, since, until, bucket_seconds, by_kind, events or EventFilter())
+    finally:
+        con.rollback()
+    return rows
+
+
+def _histogram(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime, bucket_seconds: int,
+               by_kind: bool, events: EventFilter) -> list[tuple[datetime, str | None, int]]:
     first = bucket_start(since, bucket_seconds)
     width = timedelta(seconds=bucket_seconds)
+    kind = "kind" if by_kind else "NULL"
+    first_us = (first - _EPOCH) // timedelta(microseconds=1)
+    if not events.dimensions <= {"kinds"}:
+        condition, bound = where(events.window(since, until), DUCKDB)
+        rows = con.execute(
+            f"SELECT (epoch_us(ts) - ?) // ? AS bucket, {kind} AS k, count(*)::BIGINT FROM events "
+            f"WHERE {condition} GROUP BY ALL ORDER BY 1, 2",
+            [first_us, bucket_seconds * 1_000_000, *bound],
+        ).fetchall()
+        return [(first + int(bucket) * width, k, int(n)) for bucket, k, n in rows]
+    parts, params = _minute_parts(con, since, until, events)
+    params.update(first=first_us, width=bucket_seconds * 1_000_000)
+    rows = con.execute(
+        f"SELECT (epoch_us(t) - $first) // $width AS bucket, {kind} AS k, sum(n)::BIGINT FROM ({parts}) "
+        "GROUP BY ALL ORDER BY 1, 2",
+        params,
+    ).fetchall()
+    return [(first + int(bucket) * width, k, int(n)) for bucket, k, n in rows]
+
+
+def _minute_parts(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime, events: EventFilter
+                  ) -> tuple[str, dict[str, Any]]:
+    """A UNION ALL of (t, kind, n) over `since <= ts < until` and the filter's kinds: whole
+    minutes from `stats_minutes`, the partial minutes at both ends and the events not folded
+    yet from `events`."""
     whole_from = since.replace(second=0, microsecond=0)
     if whole_from < since:
         whole_from += timedelta(minutes=1)
     whole_to = until.replace(second=0, microsecond=0)
+    folded = con.execute("SELECT folded_rowid FROM stats_state").fetchall()[0][0]
+    params: dict[str, Any] = {"folded": folded, "since": since, "until": until}
+    kinds = ""
+    if events.kinds:
+        kinds = f" AND kind IN ({', '.join(f'$k{i}' for i in range(len(events.kinds)))})"
+        params.update({f"k{i}": str(k) for i, k in enumerate(events.kinds)})
+    parts = [f"SELECT ts AS t, kind, 1 AS n FROM events WHERE rowid > $folded AND ts >= $since AND ts < $until{kinds}"]
+    if whole_from < whole_to:
+        parts += [
+            f"SELECT minute, kind, n FROM stats_minutes WHERE minute >= $whole_from AND minute < $whole_to{kinds}",
+            "SELECT ts, kind, 1 FROM events WHERE rowid <= $folded AND ((ts >= $since AND ts < $whole_from) "
+            f"OR (ts >= $whole_to AND ts < $until)){kinds}",
+        ]
+        params.update(whole_from=whole_from, whole_to=whole_to)
+    else:
+        parts.append(f"SELECT ts, kind, 1 FROM events WHERE rowid <= $folded AND ts >= $since AND ts < $until{kinds}")
+    return " UNION ALL ".join(parts), params
+
+
+# --------------------------------------------------------------------------- a window's summary
+
+# Which path answers what (the rule): a rollup answers what it is keyed by, the events the rest.
+# - The total: `stats_minutes` (keyed by minute and kind) when the filter restricts at most
+#   the kind, for any window; else a count of the window's events.
+# - The top lists of countries, ASNs, addresses, ports and sensors: `stats_window` (keyed by
+#   dimension and key, over the trailing 24 hours) when the filter restricts nothing but the
+#   window and the window is within an hour of the rollup's own at both ends (its correction
+#   from the raw events stays small); else from the window's events.
+# - Usernames, passwords, commands and payloads: no rollup carries them; from the events.
+# Both paths are exact; tests/store/test_window_summary.py checks that they agree.
+
+
+def window_summary(con: duckdb.DuckDBPyConnection, events: EventFilter, top_n: int, now: datetime,
+                   rollups: bool = True) -> WindowSummary:
+    """The total and top-N lists of the events `events` selects (naive UTC window, set), in
+    one snapshot; `rollups=False` counts everything from the events."""
+    assert events.since is not None and events.until is not None
+    since, until = events.since.replace(tzinfo=None), events.until.replace(tzinfo=None)
+    events = events.window(since, until)
+    top: dict[str, list[TopItem]] = {}
+    total: int | None = None
     con.begin()
     try:
-        folded = con.execute("SELECT folded_rowid FROM stats_state").fetchall()[0][0]
-        params: dict[str, Any] = {"folded": folded, "since": since, "until": until,
-                                  "first": (first - _EPOCH) // timedelta(microseconds=1),
-                                  "width": bucket_seconds * 1_000_000}
-        parts = ["SELECT ts AS t, kind, 1 AS n FROM events WHERE rowid > $folded AND ts >= $since AND ts < $until"]
-        if whole_from < whole_to:
-            parts += [
-                "SELECT minute, kind, n FROM stats_minutes WHERE minute >= $whole_from AND minute < $whole_to",
-                "SELECT ts, kind, 1 FROM events WHERE rowid <= $folded AND ((ts >= $since AND ts < $whole_from) "
-                "OR (ts >= $whole_to AND ts < $until))",
-            ]
-            params.update(whole_from=whole_from, whole_to=whole_to)
-        else:
-            parts.append("SELECT ts, kind, 1 FROM events WHERE rowid <= $folded AND ts >= $since AND ts < $until")
-        kind = "kind" if by_kind else "NULL"
-        rows = con.execute(
-            f"SELECT (epoch_us(t) - $first) // $width AS bucket, {kind} AS k, sum(n)::BIGINT "
-            f"FROM ({' UNION ALL '.join(parts)}) GROUP BY ALL ORDER BY 1, 2",
-            params,
-        ).fetchall()
+        folded, start = con.execute("SELECT folded_rowid, window_start FROM stats_state").fetchall()[0]
+        if rollups and not events.dimensions and abs(since - start) <= _NEAR and until >= now - _NEAR:
+            total, top = _rollup_window(con, folded, start, since, until, top_n)
+        elif rollups and events.dimensions <= {"kinds"}:
+            parts, params = _minute_parts(con, since, until, events)
+            total = int(con.execute(f"SELECT coalesce(sum(n), 0)::BIGINT FROM ({parts})", params).fetchall()[0][0])
+        if total is None:
+            sql, params = count_sql(events, DUCKDB)
+            total = int(con.execute(sql, params).fetchall()[0][0])
+        for dim in WINDOW_TOP_DIMENSIONS:
+            if dim not in top:
+                sql, params = top_sql(events, DUCKDB, dim, top_n, _LATEST_ORG)
+                top[dim] = top_items(dim, con.execute(sql, params).fetchall())
     finally:
         con.rollback()
-    return [(first + int(bucket) * width, k, int(n)) for bucket, k, n in rows]
+    return WindowSummary(total=total, top={dim: top[dim] for dim in WINDOW_TOP_DIMENSIONS})
+
+
+def _rollup_window(con: duckdb.DuckDBPyConnection, folded: int, start: datetime, since: datetime, until: datetime,
+                   top_n: int) -> tuple[int, dict[str, list[TopItem]]]:
+    """`stats_window` (ts >= start, rowid <= folded) corrected to `since <= ts < until`: plus the
+    newer events of the window and, for a window starting earlier, its folded events before
+    `start`; minus the folded events after `start` outside the window."""
+    added = "(rowid > $folded AND ts >= $since AND ts < $until)"
+    if since < start:
+        added += " OR (rowid <= $folded AND ts >= $since AND ts < $start)"
+    removed = "rowid <= $folded AND ts >= $start AND (ts < $since OR ts >= $until)"
+    changes: dict[str, dict[str, tuple[int, str | None]]] = {dim: {} for dim in (*TOP_DIMENSIONS, _TOTAL)}
+    params = {"folded": folded, "since": since, "until": until, "start": start}
+    for dim, key, label, n in con.execute(_change(added, removed), params).fetchall():
+        changes[dim][key] = (n, label)
+    stored_total = con.execute("SELECT n FROM stats_window WHERE dim = ?", [_TOTAL]).fetchall()
+    total = (stored_total[0][0] if stored_total else 0) + changes[_TOTAL].get("", (0, None))[0]
+    top = {dim: [_item(dim, key, n, label) for key, n, label in _top(con, dim, numeric, changes[dim], top_n)]
+           for dim, (_, numeric) in TOP_DIMENSIONS.items()}
+    return total, top

@@ -7,6 +7,7 @@ more (profiles, the IoC feed) stays in duckdb_profiles.py and postgres_profiles.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from honeyatlas.clock import as_utc
 from honeyatlas.incident import Incident, IncidentKind
 from honeyatlas.profile import Count, IncidentRef
 from honeyatlas.store import IncidentQuery
+from honeyatlas.store.filters import SqlDialect
 
 Read = Callable[[str, Any], Awaitable[list[tuple[Any, ...]]]]
 
@@ -30,6 +32,10 @@ class Dialect:
     param: str  # the placeholder: "?" or "%s"
     source_listed: str  # a condition on `sources` holding the parameter, with {p} for the placeholder
     timestamp: Callable[[datetime], datetime]  # a moment as the engine takes it
+    sensor_listed: str  # a condition on the body's `sensors` holding the parameter {p}
+    any_source: str  # a condition: some element `a` of `sources` satisfies {condition}
+    key_is_address: str  # a condition true only when `key` is address text (a cast would not fail)
+    events: SqlDialect  # how the event filter's pieces are written (an address in a prefix)
 
 
 def count_items(items: list[dict[str, Any]] | None) -> list[Count]:
@@ -40,10 +46,29 @@ async def query_incidents(read: Read, query: IncidentQuery, dialect: Dialect) ->
     p = dialect.param
     where: list[str] = []
     params: list[Any] = []
-    for column, value in (("kind", query.kind), ("status", query.status)):
-        if value is not None:
-            where.append(f"{column} = {p}")
-            params.append(str(value))
+    if query.kinds:
+        where.append(f"kind IN ({', '.join([p] * len(query.kinds))})")
+        params.extend(str(kind) for kind in query.kinds)
+    if query.status is not None:
+        where.append(f"status = {p}")
+        params.append(str(query.status))
+    if query.sensors:
+        where.append("(" + " OR ".join([dialect.sensor_listed.format(p=p)] * len(query.sensors)) + ")")
+        params.extend(query.sensors)
+    involved: list[str] = []  # src_ip: the key or a listed source is the address or in the prefix
+    for address in query.addresses:
+        involved.append(f"key = {p} OR {dialect.source_listed.format(p=p)}")
+        params.extend([address, address])
+    for text in query.networks:
+        network = ipaddress.ip_network(text)
+        on_key, key_params = dialect.events.in_network(network, p, "key")
+        on_source, source_params = dialect.events.in_network(network, p, "a")
+        # CASE, not AND: only CASE makes PostgreSQL test the guard before it casts
+        involved.append(f"CASE WHEN {dialect.key_is_address} THEN {on_key} ELSE FALSE END "
+                        f"OR {dialect.any_source.format(condition=on_source)}")
+        params.extend([*key_params, *source_params])
+    if involved:
+        where.append("(" + " OR ".join(f"({one})" for one in involved) + ")")
     if query.since is not None:
         where.append(f"last_seen >= {p}")
         params.append(dialect.timestamp(query.since))

@@ -47,11 +47,14 @@ from honeyatlas.store import (
     Receipt,
     SensorActivity,
     Summary,
+    WindowSummary,
+    filters,
     postgres_profiles,
     postgres_schema,
     postgres_stats,
 )
 from honeyatlas.store.columns import row_to_event
+from honeyatlas.store.filters import EventFilter
 from honeyatlas.store.postgres_connect import connect, describe
 from honeyatlas.store.postgres_schema import COLUMNS_SQL, COPY_TYPES
 from honeyatlas.store.reads import ReadSlots
@@ -477,26 +480,13 @@ class PostgresStore:
             after = found[-1][-1]
 
     async def query_events(self, query: EventQuery) -> list[Event]:
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (("sensor", query.sensor), ("src_ip", query.src_ip),
-                              ("kind", query.kind and str(query.kind)), ("src_country", query.country)):
-            if value is not None:
-                where.append(f"{column} = %s")
-                params.append(value)
-        if query.since is not None:
-            where.append("ts >= %s")
-            params.append(query.since)
-        if query.until is not None:
-            where.append("ts < %s")
-            params.append(query.until)
-        if query.cursor is not None:
-            where.append("(ts, id) < (%s, %s)")
+        condition, params = filters.where(query.filter, filters.POSTGRES)
+        if query.cursor is not None:  # keyset paging: after the previous page's last (ts, id)
+            condition += f" AND (ts, id) {'<' if query.order == 'desc' else '>'} (%s, %s)"
             params.extend(query.cursor)
-        sql = f"SELECT {COLUMNS_SQL} FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY ts DESC, id DESC LIMIT %s"
+        direction = query.order.upper()
+        sql = (f"SELECT {COLUMNS_SQL} FROM events WHERE {condition} "
+               f"ORDER BY ts {direction}, id {direction} LIMIT %s")
         params.append(query.limit)
         return [row_to_event(r) for r in await self._read("query_events", sql, params)]
 
@@ -504,11 +494,17 @@ class PostgresStore:
         async with self._snapshot("summary") as read:
             return await postgres_stats.summary(read, _utc(now), top_n)
 
+    async def window_summary(self, events: EventFilter, top_n: int, *, rollups: bool = True) -> WindowSummary:
+        """The window's total and top-N lists, exact: see postgres_stats.window_summary."""
+        async with self._snapshot("window_summary") as read:
+            return await postgres_stats.window_summary(read, events, top_n, rollups)
+
     async def histogram(
-        self, since: datetime, until: datetime, bucket_seconds: int, by_kind: bool
+        self, since: datetime, until: datetime, bucket_seconds: int, by_kind: bool,
+        events: EventFilter | None = None,
     ) -> list[tuple[datetime, str | None, int]]:
         async with self._snapshot("histogram") as read:
-            return await postgres_stats.histogram(read, _utc(since), _utc(until), bucket_seconds, by_kind)
+            return await postgres_stats.histogram(read, _utc(since), _utc(until), bucket_seconds, by_kind, events)
 
     async def sensor_activity(self, now: datetime) -> dict[str, SensorActivity]:
         hour_ago = now - timedelta(hours=1)
@@ -554,11 +550,11 @@ class PostgresStore:
             return await postgres_profiles.malware_profile(read, sha256, limit)
 
     async def attacker_summaries(
-        self, *, since: datetime, until: datetime, min_sensors: int, limit: int
+        self, *, since: datetime, until: datetime, min_sensors: int, limit: int, events: EventFilter | None = None
     ) -> list[AttackerSummary]:
         async with self._snapshot("attacker_summaries") as read:
             return await postgres_profiles.attacker_summaries(read, since=since, until=until,
-                                                              min_sensors=min_sensors, limit=limit)
+                                                              min_sensors=min_sensors, limit=limit, events=events)
 
 
 def _first_line(exc: BaseException) -> str:

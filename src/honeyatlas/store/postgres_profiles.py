@@ -25,10 +25,19 @@ from honeyatlas.profile import (
     classify,
 )
 from honeyatlas.store import IncidentQuery, incident_sql
+from honeyatlas.store.filters import POSTGRES, EventFilter, where
 from honeyatlas.store.incident_sql import SCANS, Dialect, count_items, incident_refs
 
 Read = incident_sql.Read
-DIALECT = Dialect(param="%s", source_listed="sources @> ARRAY[{p}]::text[]", timestamp=lambda moment: moment)
+DIALECT = Dialect(
+    param="%s", source_listed="sources @> ARRAY[{p}]::text[]", timestamp=lambda moment: moment,
+    # json, not jsonb: a body may hold \u0000, which jsonb refuses (postgres_schema.py)
+    sensor_listed="EXISTS (SELECT 1 FROM json_array_elements_text(body::json -> 'sensors') AS t(s) WHERE s = {p})",
+    any_source="EXISTS (SELECT 1 FROM unnest(sources) AS s(a) WHERE {condition})",
+    # Keys are addresses, address groups, hashes or fingerprints: cast only what is address text.
+    key_is_address="(key ~ '^[0-9]{1,3}(\\.[0-9]{1,3}){3}$' OR key ~ '^[0-9a-f]{0,4}(:[0-9a-f]{0,4}){2,7}$')",
+    events=POSTGRES,
+)
 
 # Sources that must never leave in a shared feed: labs, NAT artefacts, the demo.
 _NOT_SHARED = "ARRAY['loopback_source', 'private_source', 'reserved_source', 'demo']::text[]"
@@ -124,14 +133,16 @@ async def malware_profile(read: Read, sha256: str, limit: int) -> MalwareProfile
 
 
 async def attacker_summaries(
-    read: Read, *, since: datetime, until: datetime, min_sensors: int, limit: int
+    read: Read, *, since: datetime, until: datetime, min_sensors: int, limit: int, events: EventFilter | None = None
 ) -> list[AttackerSummary]:
-    """The IoC feed: public attacker addresses active in [since, until), most active first."""
+    """The IoC feed: public attacker addresses active in [since, until) in the events `events`
+    selects (its window ignored), most active first."""
+    condition, params = where((events or EventFilter()).window(since, until), POSTGRES)
     rows = await read(
         f"SELECT src_ip, min(ts), max(ts), count(*), {_latest('src_country')}, {_latest('src_asn')}, {_COUNTS_SQL} "
-        f"FROM events WHERE ts >= %s AND ts < %s AND src_ip IS NOT NULL AND NOT flags && {_NOT_SHARED} "
+        f"FROM events WHERE {condition} AND src_ip IS NOT NULL AND NOT flags && {_NOT_SHARED} "
         "GROUP BY src_ip HAVING count(DISTINCT sensor) >= %s ORDER BY count(*) DESC, src_ip LIMIT %s",
-        [since, until, min_sensors, limit],
+        [*params, min_sensors, limit],
     )
     kinds: dict[str, set[str]] = {}
     if rows:

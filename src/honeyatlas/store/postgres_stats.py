@@ -25,8 +25,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from honeyatlas.store import Counts, Summary, TopItem
+from honeyatlas.store import WINDOW_TOP_DIMENSIONS, Counts, Summary, TopItem, WindowSummary
 from honeyatlas.store.columns import TOP_DIMENSIONS
+from honeyatlas.store.filters import POSTGRES, EventFilter, where
+from honeyatlas.store.window_sql import raw_top, raw_total
 
 Read = Callable[[str, Any], Awaitable[list[tuple[Any, ...]]]]
 
@@ -35,6 +37,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MINUTE = timedelta(minutes=1)
 _HOUR = timedelta(hours=1)
 _TICK = timedelta(microseconds=1)
+_LATEST_ORG = "(array_agg(src_org ORDER BY ts DESC) FILTER (WHERE src_org IS NOT NULL))[1]"
 
 
 def _dimension_rows(dim: str, column: str) -> str:
@@ -72,18 +75,24 @@ def _floor(moment: datetime, step: timedelta) -> datetime:
     return _EPOCH + (moment - _EPOCH) // step * step
 
 
-def _minute_parts(since: datetime, until: datetime, select_rollup: str, select_raw: str) -> tuple[str, dict[str, Any]]:
-    """A UNION ALL over `since <= ts < until`: whole minutes from stats_minutes, the partial
-    minutes at both edges from the events. The selects name their columns alike."""
+def _minute_parts(since: datetime, until: datetime, select_rollup: str, select_raw: str,
+                  kinds: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:
+    """A UNION ALL over `since <= ts < until` (and `kinds`, if any): whole minutes from
+    stats_minutes, the partial minutes at both edges from the events. The selects name their
+    columns alike."""
     whole_from, whole_to = _ceil(since, _MINUTE), _floor(until, _MINUTE)
     params: dict[str, Any] = {"since": since, "until": until}
+    of_kinds = ""
+    if kinds:
+        of_kinds = " AND kind = ANY(%(kinds)s)"
+        params["kinds"] = list(kinds)
     if whole_from >= whole_to:
-        return f"{select_raw} FROM events WHERE ts >= %(since)s AND ts < %(until)s", params
+        return f"{select_raw} FROM events WHERE ts >= %(since)s AND ts < %(until)s{of_kinds}", params
     params.update(whole_from=whole_from, whole_to=whole_to)
     return (
-        f"{select_rollup} FROM stats_minutes WHERE minute >= %(whole_from)s AND minute < %(whole_to)s "
-        f"UNION ALL {select_raw} FROM events WHERE ts >= %(since)s AND ts < %(whole_from)s "
-        f"UNION ALL {select_raw} FROM events WHERE ts >= %(whole_to)s AND ts < %(until)s",
+        f"{select_rollup} FROM stats_minutes WHERE minute >= %(whole_from)s AND minute < %(whole_to)s{of_kinds} "
+        f"UNION ALL {select_raw} FROM events WHERE ts >= %(since)s AND ts < %(whole_from)s{of_kinds} "
+        f"UNION ALL {select_raw} FROM events WHERE ts >= %(whole_to)s AND ts < %(until)s{of_kinds}",
         params,
     )
 
@@ -121,23 +130,88 @@ async def summary(read: Read, now: datetime, top_n: int) -> Summary:
 
 
 async def histogram(
-    read: Read, since: datetime, until: datetime, bucket_seconds: int, by_kind: bool
+    read: Read, since: datetime, until: datetime, bucket_seconds: int, by_kind: bool,
+    events: EventFilter | None = None,
 ) -> list[tuple[datetime, str | None, int]]:
     """As duckdb_stats.histogram: (bucket start, kind or None, events) of the non-empty
-    buckets of `since <= ts < until`, buckets aligned on multiples of `bucket_seconds`."""
+    buckets of `since <= ts < until`, buckets aligned on multiples of `bucket_seconds`; from
+    stats_minutes when `events` restricts at most the kind, else from the window's events."""
     if bucket_seconds % 60:
         raise ValueError("bucket_seconds must be a multiple of 60")
+    events = events or EventFilter()
     width = timedelta(seconds=bucket_seconds)
     first = _floor(since, width)
-    parts, params = _minute_parts(since, until, "SELECT minute AS t, kind, n", "SELECT ts AS t, kind, 1 AS n")
-    params.update(first=(first - _EPOCH) // _TICK, width=bucket_seconds * 1_000_000)
     kind = "kind" if by_kind else "NULL::text"
+    first_us = (first - _EPOCH) // _TICK
+    if not events.dimensions <= {"kinds"}:
+        condition, bound = where(events.window(since, until), POSTGRES)
+        rows = await read(
+            f"SELECT ((extract(epoch FROM ts) * 1000000)::bigint - %s) / %s AS bucket, {kind} AS k, count(*)::bigint "
+            f"FROM events WHERE {condition} GROUP BY 1, 2 ORDER BY 1, 2",
+            [first_us, bucket_seconds * 1_000_000, *bound],
+        )
+        return [(first + int(bucket) * width, k, int(n)) for bucket, k, n in rows]
+    parts, params = _minute_parts(since, until, "SELECT minute AS t, kind, n", "SELECT ts AS t, kind, 1 AS n",
+                                  tuple(map(str, events.kinds)))
+    params.update(first=first_us, width=bucket_seconds * 1_000_000)
     rows = await read(
         f"SELECT ((extract(epoch FROM t) * 1000000)::bigint - %(first)s) / %(width)s AS bucket, {kind} AS k, "
         f"sum(n)::bigint FROM ({parts}) p GROUP BY 1, 2 ORDER BY 1, 2",
         params,
     )
     return [(first + int(bucket) * width, k, int(n)) for bucket, k, n in rows]
+
+
+# Which path answers what (the rule): a rollup answers what it is keyed by, the events the rest.
+# - The total: `stats_minutes` (keyed by minute and kind) when the filter restricts at most
+#   the kind; else a count of the window's events.
+# - The top lists of countries, ASNs, addresses, ports and sensors: `stats_hours` (keyed by
+#   dimension, hour and key) when the filter restricts nothing but the window, its partial
+#   hours at both edges from the events; else from the window's events.
+# - Usernames, passwords, commands and payloads: no rollup carries them; from the events.
+# Both paths are exact; tests/store/test_window_summary.py checks that they agree.
+
+
+async def window_summary(read: Read, events: EventFilter, top_n: int, rollups: bool = True) -> WindowSummary:
+    """The total and top-N lists of the events `events` selects (its window set); `read` runs
+    in one snapshot; `rollups=False` counts everything from the events."""
+    assert events.since is not None and events.until is not None
+    since, until = events.since, events.until
+    if rollups and events.dimensions <= {"kinds"}:
+        parts, params = _minute_parts(since, until, "SELECT n", "SELECT 1 AS n", tuple(map(str, events.kinds)))
+        total = int((await read(f"SELECT coalesce(sum(n), 0)::bigint FROM ({parts}) p", params))[0][0])
+    else:
+        total = await raw_total(read, events, POSTGRES)
+    top: dict[str, list[TopItem]] = {}
+    if rollups and not events.dimensions:
+        for dim, (column, numeric) in TOP_DIMENSIONS.items():
+            top[dim] = await _rollup_top(read, dim, column, numeric, since, until, top_n)
+    top.update(await raw_top(read, events, POSTGRES, [d for d in WINDOW_TOP_DIMENSIONS if d not in top], top_n,
+                             _LATEST_ORG))
+    return WindowSummary(total=total, top={dim: top[dim] for dim in WINDOW_TOP_DIMENSIONS})
+
+
+async def _rollup_top(read: Read, dim: str, column: str, numeric: bool, since: datetime, until: datetime,
+                      top_n: int) -> list[TopItem]:
+    """A dimension's top-N keys over `since <= ts < until`: whole hours from stats_hours, the
+    partial hours at both edges from the events."""
+    whole_from, whole_to = _ceil(since, _HOUR), _floor(until, _HOUR)
+    if whole_from >= whole_to:
+        whole_from = whole_to = until  # no whole hour: all from the events
+    label = "src_org" if dim == "asns" else "NULL::text"
+    latest_label = ("(array_agg(label ORDER BY t DESC) FILTER (WHERE label IS NOT NULL))[1]" if dim == "asns"
+                    else "NULL")
+    order = "key::bigint" if numeric else "key"
+    rows = await read(
+        f"SELECT key, sum(n)::bigint AS total, {latest_label} FROM ("
+        "SELECT key, label, n, hour AS t FROM stats_hours WHERE dim = %(dim)s AND hour >= %(whole_from)s "
+        "AND hour < %(whole_to)s "
+        f"UNION ALL SELECT {column}::text, {label}, 1, ts FROM events WHERE {column} IS NOT NULL "
+        "AND ((ts >= %(since)s AND ts < %(whole_from)s) OR (ts >= %(whole_to)s AND ts < %(until)s))"
+        f") r GROUP BY key ORDER BY total DESC, {order} LIMIT %(top_n)s",
+        {"dim": dim, "whole_from": whole_from, "whole_to": whole_to, "since": since, "until": until, "top_n": top_n},
+    )
+    return [TopItem(int(key) if numeric else key, int(n), label if dim == "asns" else None) for key, n, label in rows]
 
 
 async def sensor_activity(read: Read, hour_ago: datetime) -> list[tuple[str, datetime, int]]:

@@ -9,27 +9,36 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Callable, Container
+from collections.abc import AsyncIterator, Callable, Container
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, get
-from litestar.exceptions import ValidationException
+from litestar.exceptions import PermissionDeniedException, ValidationException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromQuery, QueryParameter
+from litestar.response import Stream
 
 from honeyatlas import __version__, clock
 from honeyatlas.config import IngestConfig
 from honeyatlas.enrichment.sensors import SensorDirectory
-from honeyatlas.event import Event, Kind
+from honeyatlas.event import Event
 from honeyatlas.metrics import Metrics
+from honeyatlas.share.events import (
+    events_csv,
+    events_csv_head,
+    events_csv_tail,
+    events_json,
+    events_json_head,
+    events_json_tail,
+)
 from honeyatlas.sinks import LiveClients
 from honeyatlas.store import Backlog, Counts, EventQuery, Store, TopItem
 from honeyatlas.transforms.redact import PublicView
 from honeyatlas.web.access import ADMIN, ANALYST, OPEN, PUBLIC
-from honeyatlas.web.params import query_time, time_range
+from honeyatlas.web.params import VIEW, Filtered, time_range
 
 
 @dataclass(frozen=True)
@@ -70,8 +79,14 @@ class PipelineCounts(msgspec.Struct):
     refused_requests: int
 
 
-class SummaryView(msgspec.Struct):
-    counts: Counts
+class SummaryView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Without a window or filter, the live answer: `counts` and the top-N of the last 24 hours.
+    With one: the window, its `total` and its top-N lists (store.WINDOW_TOP_DIMENSIONS)."""
+
+    counts: Counts | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    total: int | None = None  # events of the window and filter
     top: dict[str, list[TopItem]]
     pipeline: PipelineCounts  # this process's counters (in a cluster: see each ingest process's /metrics)
     generated_at: datetime
@@ -97,6 +112,14 @@ class Histogram(msgspec.Struct):
 
 
 MAX_HISTOGRAM_BUCKETS = 10_000
+EXPORT_MAX_EVENTS = 100_000  # documented in docs/api.md
+EXPORT_PAGE_EVENTS = 2_000
+FILTERED = ("Takes the filter parameters (since, until, range, sensor, honeypot, kind, outcome, protocol, port, "
+            "country, asn, src_ip; repeat one for any of), described in docs/api.md.")
+
+
+class _Truncated(Exception):
+    """The export reached its cap with events left."""
 
 
 class SensorView(msgspec.Struct):
@@ -139,61 +162,116 @@ def decode_cursor(text: str) -> tuple[datetime, str]:
 
 
 def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
-    @get("/api/v1/events", tags=["query"], opt=ANALYST, summary="Stored events, newest first, with cursor paging")
+    @get("/api/v1/events", tags=["query"], opt=ANALYST, dependencies=VIEW,
+         summary="Stored events of a view, newest first (order=asc: oldest first, a replay), with cursor paging",
+         description=FILTERED)
     async def events(
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
-        sensor: FromQuery[str | None] = None,
-        src_ip: FromQuery[str | None] = None,
-        kind: FromQuery[Kind | None] = None,
-        country: Annotated[str | None, QueryParameter(max_length=2, min_length=2)] = None,
+        view: Filtered,
+        order: Annotated[Literal["desc", "asc"], QueryParameter(
+            description="desc: newest first; asc: oldest first (replay a window)")] = "desc",
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
         cursor: FromQuery[str | None] = None,
     ) -> EventPage:
-        query = EventQuery(
-            since=query_time(since), until=query_time(until), sensor=sensor, src_ip=src_ip, kind=kind,
-            country=country.upper() if country else None, limit=limit,
-            cursor=decode_cursor(cursor) if cursor else None,
-        )
+        query = EventQuery(filter=view.filter, order=order, limit=limit,
+                           cursor=decode_cursor(cursor) if cursor else None)
         found = await ctx.reads.query_events(query)
         next_cursor = encode_cursor(found[-1]) if len(found) == limit else None
         return EventPage(events=found, next_cursor=next_cursor)
 
-    @get("/api/v1/stats/summary", tags=["query"], opt=PUBLIC, summary="Counts for 1 m / 1 h / 24 h and top-N lists (24 h)",
-         description="Exact, from rollups the store keeps up to date every few seconds plus the newest events.")
-    async def summary(request: Request[Any, Any, Any],
+    @get("/api/v1/events/export", tags=["query"], opt=ANALYST, dependencies=VIEW,
+         summary="The events of a view as CSV or JSON, streamed, at most `limit`",
+         description=FILTERED + f" At most {EXPORT_MAX_EVENTS:,} events (`limit`); the header "
+         "X-Honeyatlas-Export-Limit says the cap, and the end of the body whether it cut the export (JSON: "
+         "`truncated`; CSV: a last line `# truncated: ...`). docs/api.md describes both formats.")
+    async def export(
+        view: Filtered,
+        format: FromQuery[Literal["json", "csv"]] = "json",
+        order: FromQuery[Literal["desc", "asc"]] = "desc",
+        limit: Annotated[int, QueryParameter(ge=1, le=EXPORT_MAX_EVENTS)] = EXPORT_MAX_EVENTS,
+    ) -> Stream:
+        chosen = view.filter  # a bad value is a 400 before the stream starts
+
+        async def pages() -> AsyncIterator[list[Event]]:
+            """The view's events in pages, each read in a read slot of its own; then, if the cap
+            was reached, an empty page when nothing more matches, else None (truncated)."""
+            cursor, sent = None, 0
+            while sent < limit:
+                page = await ctx.reads.query_events(EventQuery(filter=chosen, order=order, cursor=cursor,
+                                                               limit=min(EXPORT_PAGE_EVENTS, limit - sent)))
+                if not page:
+                    return
+                yield page
+                sent += len(page)
+                cursor = (page[-1].ts, page[-1].id)
+            more = await ctx.reads.query_events(EventQuery(filter=chosen, order=order, cursor=cursor, limit=1))
+            if more:
+                raise _Truncated
+
+        async def body() -> AsyncIterator[bytes]:
+            truncated = False
+            first = True
+            yield events_csv_head().encode() if format == "csv" else events_json_head(limit)
+            try:
+                async for page in pages():
+                    yield events_csv(page).encode() if format == "csv" else events_json(page, first)
+                    first = False
+            except _Truncated:
+                truncated = True
+            yield events_csv_tail(truncated, limit).encode() if format == "csv" else events_json_tail(truncated)
+
+        media = "text/csv; charset=utf-8" if format == "csv" else "application/json"
+        return Stream(body(), media_type=media, headers={
+            "X-Honeyatlas-Export-Limit": str(limit),
+            "Content-Disposition": f'attachment; filename="honeyatlas-events.{format}"',
+        })
+
+    @get("/api/v1/stats/summary", tags=["query"], opt=PUBLIC, dependencies=VIEW,
+         summary="Counts for 1 m / 1 h / 24 h and top-N lists (24 h); with a window or filter, that view's total "
+                 "and top-N lists",
+         description="Exact, from rollups the store keeps up to date every few seconds plus the newest events, "
+                     "and from the raw events where a filter asks more than the rollups carry. " + FILTERED)
+    async def summary(request: Request[Any, Any, Any], view: Filtered,
                       top: Annotated[int, QueryParameter(ge=1, le=100)] = 10) -> SummaryView:
         now = datetime.now(UTC)
-        found = await ctx.reads.summary(now, top)
-        if request.state.principal is None and ctx.public is not None:  # the public view
-            found = msgspec.structs.replace(found, top=ctx.public.top(found.top))
+        public = request.state.principal is None and ctx.public is not None  # the public view
         counted = PipelineCounts(
             rejected=int(ctx.metrics.total("honeyatlas_records_rejected_total")),
             dropped=int(ctx.metrics.total("honeyatlas_records_dropped_total")),
             ignored=int(ctx.metrics.total("honeyatlas_records_ignored_total")),
             refused_requests=int(ctx.metrics.total("honeyatlas_requests_refused_total")),
         )
-        return SummaryView(counts=found.counts, top=found.top, pipeline=counted, generated_at=now)
+        if not view.filtered:  # the live page's answer
+            found = await ctx.reads.summary(now, top)
+            tops = ctx.public.top(found.top) if public and ctx.public else found.top
+            return SummaryView(counts=found.counts, top=tops, pipeline=counted, generated_at=now)
+        if public and (view.unkinded.sensors or view.unkinded.addresses or view.unkinded.networks):
+            raise PermissionDeniedException("sensor and src_ip filters need the analyst audience: sign in")
+        start, end = time_range(view.unkinded.since, view.unkinded.until, default_span=timedelta(hours=24), now=now)
+        windowed = await ctx.reads.window_summary(view.filter.window(start, end), top)
+        tops = ctx.public.top(windowed.top) if public and ctx.public else windowed.top
+        return SummaryView(since=start, until=end, total=windowed.total, top=tops, pipeline=counted,
+                           generated_at=now)
 
     @get(
-        "/api/v1/stats/histogram", tags=["query"], opt=ANALYST,
+        "/api/v1/stats/histogram", tags=["query"], dependencies=VIEW, opt=ANALYST,
         summary="Events per time bucket (optionally per kind), exact",
         description=(
             "Buckets are aligned on multiples of bucket_seconds (a multiple of 60) since the Unix epoch and "
             f"cover since <= ts < until (default: the last 24 hours); at most {MAX_HISTOGRAM_BUCKETS} buckets. "
-            "Counted from per-minute rollups plus the raw events at both ends, so a day costs milliseconds."
+            "Counted from per-minute rollups plus the raw events at both ends, so a day costs milliseconds, "
+            "when the filter restricts at most the kind; from the raw events of the window otherwise. " + FILTERED
         ),
     )
     async def histogram(
+        view: Filtered,
         bucket_seconds: Annotated[int, QueryParameter(ge=60, le=366 * 86400)] = 3600,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
         by_kind: FromQuery[bool] = False,
     ) -> Histogram:
         now = datetime.now(UTC)
         if bucket_seconds % 60:
             raise ValidationException("bucket_seconds must be a multiple of 60")
-        start, end = time_range(since, until, default_span=timedelta(hours=24), now=now)
+        chosen = view.filter
+        start, end = time_range(chosen.since, chosen.until, default_span=timedelta(hours=24), now=now)
         width = timedelta(seconds=bucket_seconds)
         epoch = datetime(1970, 1, 1, tzinfo=UTC)
         first = epoch + (start - epoch) // width * width
@@ -204,7 +282,7 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
             )
         buckets = [HistogramBucket(start=first + i * width, count=0, kinds={} if by_kind else None)
                    for i in range(count)]
-        for bucket_start, kind, n in await ctx.reads.histogram(start, end, bucket_seconds, by_kind):
+        for bucket_start, kind, n in await ctx.reads.histogram(start, end, bucket_seconds, by_kind, chosen):
             bucket = buckets[(bucket_start - first) // width]
             bucket.count += n
             if bucket.kinds is not None and kind is not None:
@@ -255,7 +333,7 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
             ]
         }
 
-    return [events, summary, histogram, sensors, rejected, *ops_routes(ctx)]
+    return [events, export, summary, histogram, sensors, rejected, *ops_routes(ctx)]
 
 
 def ops_routes(ctx: WebContext) -> list[BaseRouteHandler]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import datetime
 from typing import Annotated
 
 import msgspec
@@ -18,18 +17,24 @@ from litestar.exceptions import NotFoundException, ValidationException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from honeyatlas.incident import Incident, IncidentKind, IncidentStatus
+from honeyatlas.incident import Incident, IncidentStatus
 from honeyatlas.profile import AttackerProfile, MalwareProfile
 from honeyatlas.store import IncidentQuery
 from honeyatlas.web.access import ANALYST
 from honeyatlas.web.api import WebContext
-from honeyatlas.web.params import query_time
+from honeyatlas.web.params import VIEW, Filtered
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 class IncidentList(msgspec.Struct):
     incidents: list[Incident]
+    ignored: list[str]  # filter parameters that describe events, not incidents: accepted, no effect
+
+
+# The filter parameters that describe events only: an incident has no port, country... of its own.
+_EVENT_ONLY = ("honeypots", "honeypot"), ("outcomes", "outcome"), ("protocols", "protocol"), ("ports", "port"), \
+    ("countries", "country"), ("asns", "asn")
 
 
 def canonical_ip(text: str) -> str:
@@ -47,18 +52,25 @@ def canonical_sha256(text: str) -> str:
 
 def incident_routes(ctx: WebContext) -> list[BaseRouteHandler]:
     @get("/api/v1/incidents", tags=["correlation"], opt=ANALYST,
-         summary="Incidents (multi-sensor attackers, scans, campaigns, epidemics), most recently active first")
+         summary="Incidents (multi-sensor attackers, scans, campaigns, epidemics), most recently active first",
+         dependencies=VIEW,
+         description="Takes the filter parameters of docs/api.md, meaning for incidents: since/until/range, "
+                     "active in the window (last seen at or after since, opened before until); sensor, involving "
+                     "that sensor; src_ip, keyed by or listing the address, or an address in the prefix; kind, "
+                     "the incident kind. honeypot, outcome, protocol, port, country and asn describe events: "
+                     "accepted, no effect, listed in `ignored`. Repeat a parameter for any of.")
     async def incidents(
-        kind: FromQuery[IncidentKind | None] = None,
+        view: Filtered,
         status: FromQuery[IncidentStatus | None] = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
         source: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> IncidentList:
-        query = IncidentQuery(kind=kind, status=status, since=query_time(since), until=query_time(until),
-                              source=canonical_ip(source) if source else None, limit=limit)
-        return IncidentList(incidents=await ctx.reads.query_incidents(query))
+        asked = view.unkinded
+        query = IncidentQuery(kinds=view.incident_kinds, status=status, since=asked.since, until=asked.until,
+                              source=canonical_ip(source) if source else None, sensors=asked.sensors,
+                              addresses=asked.addresses, networks=asked.networks, limit=limit)
+        ignored = [name for field, name in _EVENT_ONLY if getattr(asked, field)]
+        return IncidentList(incidents=await ctx.reads.query_incidents(query), ignored=ignored)
 
     @get("/api/v1/incidents/{incident_id:str}", tags=["correlation"], opt=ANALYST,
          summary="One incident with its members and timeline")

@@ -23,12 +23,16 @@ from honeyatlas.incident import Incident
 from honeyatlas.profile import AttackerSummary
 from honeyatlas.share import ioc_csv, ioc_json, misp_event, stix_bundle
 from honeyatlas.store import IncidentQuery
+from honeyatlas.store.filters import EventFilter
 from honeyatlas.web.access import ANALYST
 from honeyatlas.web.api import WebContext
-from honeyatlas.web.params import time_range
+from honeyatlas.web.params import VIEW, Filtered, time_range
 
 MAX_RANGE = timedelta(days=31)
 MAX_ROWS = 100_000
+FILTERED_EXPORT = ("Takes the filter parameters of docs/api.md (since, until, range, sensor, honeypot, kind, outcome, "
+                   "protocol, port, country, asn, src_ip; repeat one for any of): the addresses of the view's "
+                   "events; STIX adds the incidents of the window that sensor and src_ip select.")
 # A bundle costs about 0.3 ms of CPU per attacker address to build (off the event loop, but
 # holding the interpreter): a range's bundle carries the most active 10,000 unless asked for more.
 STIX_DEFAULT_ROWS = 10_000
@@ -47,9 +51,10 @@ def sharing_routes(ctx: WebContext) -> list[BaseRouteHandler]:
 
     benign = ctx.benign
 
-    async def rows(start: datetime, end: datetime, *, min_sensors: int = 1, limit: int = MAX_ROWS
-                   ) -> list[AttackerSummary]:
-        found = await ctx.reads.attacker_summaries(since=start, until=end, min_sensors=min_sensors, limit=limit)
+    async def rows(start: datetime, end: datetime, *, min_sensors: int = 1, limit: int = MAX_ROWS,
+                   events: EventFilter | None = None) -> list[AttackerSummary]:
+        found = await ctx.reads.attacker_summaries(since=start, until=end, min_sensors=min_sensors, limit=limit,
+                                                   events=events)
         return [row for row in found if row.ip not in benign]
 
     min_confidence = ctx.export_min_confidence
@@ -70,29 +75,34 @@ def sharing_routes(ctx: WebContext) -> list[BaseRouteHandler]:
         found = await rows(start, incident.last_seen + timedelta(seconds=1))
         return incident, [row for row in found if row.ip in members]
 
-    @get("/api/v1/iocs", tags=["sharing"], opt=ANALYST, summary="IoC feed of attacker addresses (CSV or JSON), most active first")
+    @get("/api/v1/iocs", tags=["sharing"], opt=ANALYST, summary="IoC feed of attacker addresses (CSV or JSON), most active first",
+         dependencies=VIEW, description=FILTERED_EXPORT)
     async def iocs(
+        view: Filtered,
         format: FromQuery[Literal["json", "csv"]] = "json",
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
         min_sensors: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_ROWS)] = 10_000,
     ) -> Response[Any]:
-        start, end = _range(since, until)
-        found = await rows(start, end, min_sensors=min_sensors, limit=limit)
+        chosen = view.filter
+        start, end = _range(chosen.since, chosen.until)
+        found = await rows(start, end, min_sensors=min_sensors, limit=limit, events=chosen)
         if format == "csv":
             return Response(await asyncio.to_thread(ioc_csv, found), media_type="text/csv; charset=utf-8",
                             headers={"Content-Disposition": 'attachment; filename="honeyatlas-iocs.csv"'})
         return Response(await asyncio.to_thread(ioc_json, found, datetime.now(UTC)), media_type="application/json")
 
-    @get("/api/v1/stix", tags=["sharing"], opt=ANALYST, summary="STIX 2.1 bundle of a time range: attacker addresses and incidents")
+    @get("/api/v1/stix", tags=["sharing"], opt=ANALYST, summary="STIX 2.1 bundle of a time range: attacker addresses and incidents",
+         dependencies=VIEW, description=FILTERED_EXPORT)
     async def stix_range(
-        since: FromQuery[datetime | None] = None, until: FromQuery[datetime | None] = None,
+        view: Filtered,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_ROWS)] = STIX_DEFAULT_ROWS,
     ) -> Response[Any]:
-        start, end = _range(since, until)
-        incidents = shared(await ctx.reads.query_incidents(IncidentQuery(since=start, until=end, limit=1000)))
-        attackers = await rows(start, end, limit=limit)
+        chosen = view.filter
+        start, end = _range(chosen.since, chosen.until)
+        incidents = shared(await ctx.reads.query_incidents(IncidentQuery(
+            since=start, until=end, sensors=chosen.sensors, addresses=chosen.addresses, networks=chosen.networks,
+            limit=1000)))
+        attackers = await rows(start, end, limit=limit, events=chosen)
         bundle = await asyncio.to_thread(stix_bundle, incidents=incidents, attackers=attackers, identity_name=identity,
                              generated_at=datetime.now(UTC))
         return Response(bundle, media_type=STIX_TYPE)
