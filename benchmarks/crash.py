@@ -66,6 +66,7 @@ class Kill:
     serving: float  # monotonic, when the restarted server printed "serving on"
     first_ack: float | None = None  # monotonic, the first batch acknowledged after `serving`
     acknowledged_before: int = 0  # batches acknowledged before the kill: the store's size then
+    killed_while_starting: bool = False  # its restart was killed once more before it served
 
     @property
     def restart_seconds(self) -> float:
@@ -108,7 +109,8 @@ class Audit:
 class CrashRun:
     seed: int
     backend: str
-    kills: list[Kill]
+    kills: list[Kill]  # kills of a serving server, each with its restart
+    kills_while_starting: int  # more kills, of a restarted server before it served
     batches: list[Batch]
     unexpected: list[str]  # answers no client should ever get (a 500, a 4xx), with their body
     seconds: float
@@ -120,11 +122,13 @@ class CrashRun:
         return [b for b in self.batches if b.acknowledged]
 
     def summary(self) -> dict[str, Any]:
-        restarts = [k.restart_seconds for k in self.kills]
-        recoveries = [k.recovery_seconds for k in self.kills]
+        once = [k for k in self.kills if not k.killed_while_starting]  # one start each: comparable
+        restarts = [k.restart_seconds for k in once]
+        recoveries = [k.recovery_seconds for k in once]
         audit = self.audit
         return {
-            "seed": self.seed, "backend": self.backend, "kills": len(self.kills), "seconds": round(self.seconds, 1),
+            "seed": self.seed, "backend": self.backend, "kills": len(self.kills),
+            "kills_while_starting": self.kills_while_starting, "seconds": round(self.seconds, 1),
             "batches_sent": len(self.batches),
             "acknowledged": len(self.acknowledged),
             "acknowledged_after_retry": sum(b.attempts > 1 for b in self.acknowledged),
@@ -139,7 +143,8 @@ class CrashRun:
             "first_start_seconds": round(self.first_start_seconds, 2),
             "restart_seconds": _spread(restarts),
             "recovery_seconds": _spread(recoveries),
-            "restarts": [(k.acknowledged_before, round(k.restart_seconds, 2)) for k in self.kills],
+            "restarts": [(k.acknowledged_before, round(k.restart_seconds, 2), k.killed_while_starting)
+                         for k in self.kills],
         }
 
 
@@ -221,16 +226,22 @@ class Client(threading.Thread):
 
 
 class Killer:
-    """SIGKILLs the server at seeded random moments and starts it again on the same port."""
+    """SIGKILLs the server at seeded random moments and starts it again on the same port.
+
+    A kill lands while the server answers (after it acknowledged a batch since its last
+    start); after one kill in `start_kill_share` (seeded) the restarted process is killed
+    again while it is still starting (opening the store, replaying the detectors' events)."""
 
     def __init__(self, server: ServerProcess, rng: random.Random, acks: list[float], pause: tuple[float, float],
-                 history: Path) -> None:
+                 history: Path, start_kill_share: float) -> None:
         self.server = server
         self.rng = rng
         self.acks = acks
         self.pause = pause
         self.history = history  # every killed process's log, appended, for a post-mortem
+        self.start_kill_share = start_kill_share
         self.kills: list[Kill] = []
+        self.kills_while_starting = 0
 
     def acknowledged_since(self, instant: float) -> float | None:
         return next((t for t in reversed(self.acks) if t > instant), None)
@@ -240,15 +251,32 @@ class Killer:
         wait_until(lambda: self.acknowledged_since(since) is not None, "a batch acknowledged by the server",
                    timeout=120)
         time.sleep(self.rng.uniform(*self.pause))
+        at = time.monotonic()
+        self._kill()
+        twice = False
+        if self.rng.random() < self.start_kill_share:
+            self.server.launch()
+            deadline = time.monotonic() + self.rng.uniform(0.05, 3.0)
+            while time.monotonic() < deadline:
+                if "serving on" in self.server.log_tail(50):  # quicker than the kill: this start stands
+                    self.kills.append(Kill(at=at, serving=time.monotonic()))
+                    return
+                time.sleep(0.05)
+            self._kill()
+            self.kills_while_starting += 1
+            twice = True
+        self.server.launch().wait_ready(120)
+        self.kills.append(Kill(at=at, serving=time.monotonic(), killed_while_starting=twice))
+
+    def _kill(self) -> None:
         process = self.server.process
         assert process is not None
-        at = time.monotonic()
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited by itself ({process.returncode}):\n{self.server.log_tail()}")
         process.send_signal(signal.SIGKILL)
         process.wait(30)
         with self.history.open("a") as out:
-            out.write(self.server.log_tail(10_000) + f"\n---- SIGKILL {len(self.kills) + 1} ----\n")
-        self.server.launch().wait_ready(120)
-        self.kills.append(Kill(at=at, serving=time.monotonic()))
+            out.write(self.server.log_tail(10_000) + f"\n---- SIGKILL after kill {len(self.kills)} ----\n")
 
     def settle(self) -> None:
         """Fill in each kill's first acknowledgement after its restart, and the batches before it."""
@@ -326,6 +354,7 @@ def _port_for_restarts() -> int:
 
 def run_crash(workdir: Path, *, seed: int, kills: int, clients: int = 8, records_per_batch: int = 99,
               pause: tuple[float, float] = (0.2, 1.5), give_up_probability: float = 0.25,
+              start_kill_share: float = 0.3,
               backend: str = "duckdb", database_url: str | None = None, settings: str = "",
               log: Any = print) -> CrashRun:
     """Run the crash test in `workdir` and audit the store; `database_url` for PostgreSQL,
@@ -351,7 +380,7 @@ def run_crash(workdir: Path, *, seed: int, kills: int, clients: int = 8, records
     stop = threading.Event()
     workers = [Client(i, server.url, token, seed, template, give_up_probability, stop, acks, unexpected)
                for i in range(clients)]
-    killer = Killer(server, rng, acks, pause, workdir / "killed-servers.log")
+    killer = Killer(server, rng, acks, pause, workdir / "killed-servers.log", start_kill_share)
     began = time.monotonic()
     try:
         for worker in workers:
@@ -371,7 +400,8 @@ def run_crash(workdir: Path, *, seed: int, kills: int, clients: int = 8, records
         stop.set()
         server.stop()
     killer.settle()
-    run = CrashRun(seed=seed, backend=backend, kills=killer.kills, batches=[b for w in workers for b in w.batches],
+    run = CrashRun(seed=seed, backend=backend, kills=killer.kills, kills_while_starting=killer.kills_while_starting,
+                   batches=[b for w in workers for b in w.batches],
                    unexpected=unexpected, seconds=seconds, first_start_seconds=first_start)
     run.audit = audit(run, data_dir, database_url)
     return run
@@ -415,7 +445,8 @@ def _figures(label: str, kills: int, summary: dict[str, Any]) -> list[Figure]:
     restart, recovery = summary["restart_seconds"], summary["recovery_seconds"]
     return [
         Figure("crash", f"{label}: SIGKILLs", summary["kills"], "kills", target=f">= {kills}",
-               notes=f"seed {summary['seed']}, {summary['seconds']} s"),
+               notes=f"and {summary['kills_while_starting']} more while restarting; seed {summary['seed']}, "
+                     f"{summary['seconds']} s"),
         Figure("crash", f"{label}: batches acknowledged", summary["acknowledged"], "batches",
                notes=f"{summary['batches_sent']} sent, {summary['events_per_batch']} events each"),
         Figure("crash", f"{label}: acknowledged after a retry", summary["acknowledged_after_retry"], "batches",

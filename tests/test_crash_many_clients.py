@@ -1,7 +1,8 @@
 """Crash test at scale, reduced for CI (issue 14): 8 clients post batches with Idempotency-Keys
-and retry while `honeyatlas serve` is SIGKILLed 3 times at seeded random moments and restarted
-on the same data directory and port; afterwards the store holds every acknowledged batch
-exactly once, every other batch whole or not at all, and nothing that was never sent.
+and retry while `honeyatlas serve` is SIGKILLed 3 times at seeded random moments (after about
+one kill in three, once more while it restarts) and restarted on the same data directory and
+port; afterwards the store holds every acknowledged batch exactly once, every other batch
+whole or not at all, and nothing that was never sent.
 
 The experiment and its audit live in benchmarks/crash.py, whose full version (>= 10 kills) is
 the benchmark behind docs/reliability.md ("Crash test"). The seed is printed (shown when the
