@@ -66,7 +66,7 @@ def slowloris(ctx: Context) -> list[Figure]:
     baseline: list[dict[str, Any]] = []
     attacked: list[dict[str, Any]] = []
     attacks: list[dict[str, Any]] = []
-    counted = {"header_timeouts": 0.0, "refusals": 0.0}
+    counted = {"header_timeouts": 0.0, "refusals": 0.0, "counted_seconds": 0.0}  # around each attack window
     try:
         idle = _server_cores(server, ctx.size(10.0, 0.5))
         idle_attacked = math.nan
@@ -86,7 +86,9 @@ def slowloris(ctx: Context) -> list[Figure]:
                 if n == 0:
                     idle_attacked = _server_cores(server, extra)
                 before = {k: _metric(server.url, reader, *query) for k, query in _COUNTED.items()}
+                read_at = time.monotonic()
                 attacked.append(_window(ctx, server, token, reader, duration, tag=f"sa{n}"))
+                counted["counted_seconds"] += time.monotonic() - read_at
                 for k, query in _COUNTED.items():
                     counted[k] += _metric(server.url, reader, *query) - before[k]
                 stop.set()
@@ -137,9 +139,9 @@ def slowloris(ctx: Context) -> list[Figure]:
                higher_is_better=False, notes="no other load; baseline: the idle server"),
         Figure("slowloris", "attacker CPU", attacker_cores, "cores", higher_is_better=False,
                notes="on the same machine as the server: it competes for the same cores"),
-        Figure("slowloris", "header timeouts per second", counted["header_timeouts"] / seconds, "1/s",
+        Figure("slowloris", "header timeouts per second", counted["header_timeouts"] / counted["counted_seconds"], "1/s",
                notes="honeyatlas_connections_timed_out_total{phase=header}: the deadline cutting the attack"),
-        Figure("slowloris", "per-address refusals per second", counted["refusals"] / seconds, "1/s",
+        Figure("slowloris", "per-address refusals per second", counted["refusals"] / counted["counted_seconds"], "1/s",
                notes="honeyatlas_connections_refused_total{reason=per_address_limit}"),
     ]
     return figures
