@@ -418,6 +418,7 @@ def crash(ctx: Context) -> list[Figure]:
     seed = random.SystemRandom().randrange(1_000_000)
     kills = ctx.size(12, 1)
     pause = ctx.size((0.3, 2.5), (0.2, 0.5))
+    start_kills = ctx.size(0.3, 0.0)  # smoke: its one kill must leave a single restart to time
     variants = [("duckdb", "duckdb", "")]
     if not ctx.smoke:
         variants += [("duckdb, no replay", "duckdb", "[correlation]\nreplay_max_events = 0\n"),
@@ -429,10 +430,12 @@ def crash(ctx: Context) -> list[Figure]:
         workdir.mkdir(parents=True)
         if backend == "postgresql":
             with running_postgres(durable=True) as postgres:  # fsync on: the commits pay what production pays
-                run = run_crash(workdir, seed=seed, kills=kills, pause=pause, backend=backend,
-                                database_url=postgres.new_database("crash"), settings=settings, log=ctx.log)
+                run = run_crash(workdir, seed=seed, kills=kills, pause=pause, start_kill_share=start_kills,
+                                backend=backend, database_url=postgres.new_database("crash"), settings=settings,
+                                log=ctx.log)
         else:
-            run = run_crash(workdir, seed=seed, kills=kills, pause=pause, settings=settings, log=ctx.log)
+            run = run_crash(workdir, seed=seed, kills=kills, pause=pause, start_kill_share=start_kills,
+                            settings=settings, log=ctx.log)
         summary = run.summary()
         ctx.extra["crash"][label] = summary
         ctx.log(f"{label}: {summary}")
