@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -112,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080; 0 picks a free one)")
     serve.add_argument("--demo", action="store_true", default=None, help="also run a simulated honeynet")
+    serve.add_argument("--public", action="store_true", default=None,
+                       help="also serve the redacted public map to anyone (docs/security.md)")
+    serve.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS and WSS with this certificate (PEM)")
+    serve.add_argument("--tls-key", metavar="FILE", help="the private key of --tls-cert (PEM)")
     serve.add_argument("--hpfeeds-listen", action="append", metavar="tcp:HOST:PORT",
                        help="run an hpfeeds endpoint (repeatable; tls:HOST:PORT with hpfeeds.tls_* set)")
     serve.add_argument("--syslog-listen", action="append", metavar="udp:HOST:PORT",
@@ -236,9 +241,11 @@ def config_from(args: argparse.Namespace) -> Config:
     overrides: dict[str, dict[str, Any]] = {
         "storage": {"data_dir": args.data_dir},
         "server": {"host": getattr(args, "host", None), "port": getattr(args, "port", None),
-                   "role": getattr(args, "role", None), "reuse_port": getattr(args, "reuse_port", None)},
+                   "role": getattr(args, "role", None), "reuse_port": getattr(args, "reuse_port", None),
+                   "tls_cert_path": getattr(args, "tls_cert", None), "tls_key_path": getattr(args, "tls_key", None)},
         "worker": {"index": getattr(args, "worker_index", None), "count": getattr(args, "workers", None)},
         "demo": {"enabled": getattr(args, "demo", None)},
+        "public": {"enabled": getattr(args, "public", None)},
         "hpfeeds": {"listen": getattr(args, "hpfeeds_listen", None)},
         "syslog": {"listen": getattr(args, "syslog_listen", None)},
         "file": {"follow": getattr(args, "follow", None)},
@@ -259,7 +266,17 @@ def _tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def _serve(config: Config) -> int:
+def _state_arguments(args: argparse.Namespace) -> str:
+    """The --data-dir and --config this command was given, to repeat in a printed command."""
+    parts = []
+    if getattr(args, "data_dir", None):
+        parts.append(f"--data-dir {shlex.quote(args.data_dir)}")
+    if getattr(args, "config", None):
+        parts.append(f"--config {shlex.quote(args.config)}")
+    return " ".join(parts)
+
+
+def _serve(args: argparse.Namespace, config: Config) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from honeyatlas.service import build_service
 
@@ -274,6 +291,11 @@ def _serve(config: Config) -> int:
         print(f"honeyatlas {__version__} {shown} on {url}{demo} ({where})", flush=True)
         for where in service.listener_addresses():
             print(f"  {where}", flush=True)
+        if config.public.enabled and role in ("all", "web"):
+            print("  public map: on (anyone may see the redacted map and summary)", flush=True)
+        hint = service.login_hint(_state_arguments(args)) if role in ("all", "web") else None
+        if hint:
+            print(f"  {hint}", flush=True)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(service.serve(ready))
@@ -543,7 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 demo=args.demo)
         config = config_from(args)
         if args.command == "serve":
-            return _serve(config)
+            return _serve(args, config)
         if args.command == "ingest":
             return _ingest(args, config)
         if args.command == "user":

@@ -54,6 +54,13 @@ class ServerConfig(_Section):
     body_min_bytes_per_second: Annotated[int, Meta(ge=0)] = 500
     keep_alive_timeout_seconds: Annotated[float, Meta(gt=0, le=3600)] = 15.0
     max_connections_per_address: Annotated[int, Meta(ge=0)] = 64  # HTTP and WebSocket together; 0: no cap
+    # HTTPS and WSS served directly (both or neither); behind a reverse proxy leave them unset.
+    tls_cert_path: str | None = None
+    tls_key_path: str | None = None
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or CIDRs):
+    # the client address the login limits and the access log see (the connection caps count
+    # connections, so they see the proxy).
+    forwarded_allow_ips: list[str] = []
 
 
 class StorageConfig(_Section):
@@ -383,6 +390,8 @@ def check(config: Config) -> None:
     for key, section in (("syslog", config.syslog), ("hpfeeds", config.hpfeeds)):
         if any(text.startswith("tls:") for text in section.listen) and not (section.tls_cert_path and section.tls_key_path):
             raise ConfigError(f"{key}.tls_cert_path", "a tls: listener needs tls_cert_path and tls_key_path")
+    if bool(config.server.tls_cert_path) != bool(config.server.tls_key_path):
+        raise ConfigError("server.tls_cert_path", "HTTPS needs both tls_cert_path and tls_key_path (--tls-cert, --tls-key)")
     sub = config.hpfeeds_subscriber
     if sub.host is not None and not (sub.ident and sub.secret and sub.channels):
         raise ConfigError("hpfeeds_subscriber.channels", "a subscriber needs ident, secret and at least one channel")

@@ -41,6 +41,7 @@ from honeyatlas.sources.demo import DemoHoneynet
 from honeyatlas.sources.hpfeeds import HpfeedsEndpoint
 from honeyatlas.sources.idempotency import IdempotencyStore
 from honeyatlas.store import IncidentQuery, Store
+from honeyatlas.store.accounts import login_hint
 from honeyatlas.store.open import open_accounts, open_registry, open_store
 from honeyatlas.transforms.correlate.benign import BenignNetworks
 from honeyatlas.transforms.geolocate import Geolocator
@@ -63,6 +64,9 @@ class Runnable(Protocol):
     async def serve(self, on_ready: Callable[[str], None] | None = None) -> None: ...
 
     def listener_addresses(self) -> list[str]: ...
+
+    def login_hint(self, state_options: str = "") -> str | None:
+        """How to create a first user, while nobody can log in (None once one exists)."""
 
 
 def access_policy(config: Config, accounts: Accounts, metrics: Metrics, public: PublicView | None) -> AccessPolicy:
@@ -163,6 +167,9 @@ class Service:
 
     def listener_addresses(self) -> list[str]:
         return self.sources.addresses()
+
+    def login_hint(self, state_options: str = "") -> str | None:
+        return login_hint(self.accounts, state_options)
 
     async def start(self, *, listeners: bool = True) -> None:
         """Open storage and enrichment, then (unless `listeners` is False, as for a bulk

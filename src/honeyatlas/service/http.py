@@ -53,29 +53,43 @@ async def serve(app: Litestar, server_config: ServerConfig, *, live: LiveConfig,
     refusals and timeouts are counted in `metrics`."""
     listener = listen(server_config.host, server_config.port, reuse_port=server_config.reuse_port)
     _raise_open_files_limit()
+    http_protocol, ws_protocol = ConnectionGuard(server_config, metrics).protocols()
+    config = uvicorn.Config(
+        app,
+        # h11 (measured: with httptools installed, "auto", ingest fell 7,800 -> 6,600
+        # events/s) and websockets-sansio, each with the guards of service/connections.py
+        http=http_protocol,
+        ws=ws_protocol,
+        ws_per_message_deflate=False,  # measured: deflate costs ~4x the CPU per frame
+        ws_max_size=live.max_incoming_frame_bytes,
+        ws_ping_interval=live.ping_interval_seconds,
+        ws_ping_timeout=live.ping_timeout_seconds,
+        timeout_keep_alive=server_config.keep_alive_timeout_seconds,  # type: ignore[arg-type]  # float works
+        # HTTPS and WSS directly (docs/deployment.md); the scope's scheme then says "https",
+        # which marks the session cookie Secure.
+        ssl_certfile=server_config.tls_cert_path,
+        ssl_keyfile=server_config.tls_key_path,
+        # Behind a reverse proxy: believe its X-Forwarded-For/-Proto, and only its.
+        proxy_headers=bool(server_config.forwarded_allow_ips),
+        forwarded_allow_ips=list(server_config.forwarded_allow_ips) or None,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+    )
+    try:
+        config.load()  # reads the certificate now, so a bad one is one clear error
+    except (OSError, ValueError) as exc:
+        listener.close()
+        if not server_config.tls_cert_path:
+            raise
+        raise OSError(f"cannot serve HTTPS with {server_config.tls_cert_path} and {server_config.tls_key_path}: "
+                      f"{exc}; check server.tls_cert_path and server.tls_key_path") from exc
     try:
         await start()
     except BaseException:
         listener.close()
         raise
-    http_protocol, ws_protocol = ConnectionGuard(server_config, metrics).protocols()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            # h11 (measured: with httptools installed, "auto", ingest fell 7,800 -> 6,600
-            # events/s) and websockets-sansio, each with the guards of service/connections.py
-            http=http_protocol,
-            ws=ws_protocol,
-            ws_per_message_deflate=False,  # measured: deflate costs ~4x the CPU per frame
-            ws_max_size=live.max_incoming_frame_bytes,
-            ws_ping_interval=live.ping_interval_seconds,
-            ws_ping_timeout=live.ping_timeout_seconds,
-            timeout_keep_alive=server_config.keep_alive_timeout_seconds,  # type: ignore[arg-type]  # float works
-            log_level="warning",
-            lifespan="off",
-            timeout_graceful_shutdown=5,
-        )
-    )
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[listener]))
     try:
         while not server.started and not task.done():
@@ -83,7 +97,8 @@ async def serve(app: Litestar, server_config: ServerConfig, *, live: LiveConfig,
         bound_host, bound_port = listener.getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         if on_ready is not None and server.started:
-            on_ready(f"http://{shown}:{bound_port}/")
+            scheme = "https" if server_config.tls_cert_path else "http"
+            on_ready(f"{scheme}://{shown}:{bound_port}/")
         await task
     finally:
         server.should_exit = True

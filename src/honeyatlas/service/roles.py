@@ -45,6 +45,7 @@ from honeyatlas.sinks.publish import BusSink
 from honeyatlas.sources.demo import DemoHoneynet
 from honeyatlas.sources.idempotency import IdempotencyStore
 from honeyatlas.store import Receipt
+from honeyatlas.store.accounts import login_hint
 from honeyatlas.store.open import open_accounts, open_store
 from honeyatlas.tasks import cancel_and_wait
 from honeyatlas.transforms.correlate.benign import BenignNetworks
@@ -90,6 +91,9 @@ class RoleBase(abc.ABC):
 
     def listener_addresses(self) -> list[str]:
         return []
+
+    def login_hint(self, state_options: str = "") -> str | None:
+        return login_hint(self.accounts, state_options)
 
     @abc.abstractmethod
     async def start(self) -> None: ...
