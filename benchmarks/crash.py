@@ -112,6 +112,7 @@ class CrashRun:
     kills: list[Kill]  # kills of a serving server, each with its restart
     kills_while_starting: int  # more kills, of a restarted server before it served
     batches: list[Batch]
+    statuses: Counter[int]  # every answer the clients got, by status
     unexpected: list[str]  # answers no client should ever get (a 500, a 4xx), with their body
     seconds: float
     first_start_seconds: float  # the first start, on an empty store: what any start costs here
@@ -136,6 +137,7 @@ class CrashRun:
             "abandoned": sum(b.abandoned for b in self.batches),
             "abandoned_stored": audit.abandoned_stored if audit else None,
             "attempts": sum(b.attempts for b in self.batches),
+            "answers": dict(sorted(self.statuses.items())),
             "stored_events": audit.stored_events if audit else None,
             "events_per_batch": audit.events_per_batch if audit else None,
             "duplicate_ids": audit.duplicate_ids if audit else None,
@@ -164,11 +166,15 @@ def batch_body(key: str, template: list[dict[str, Any]]) -> bytes:
 
 
 class Client(threading.Thread):
-    """Posts batch after batch until told to stop; each batch until acknowledged or given up."""
+    """Posts batch after batch until told to stop; each batch until acknowledged or given up.
+
+    An impatient client (`read_timeout` well under a loaded server's answer time) sends its
+    retry while the first attempt may still be running: the server must answer 409 and
+    then the stored answer, never store the batch twice."""
 
     def __init__(self, index: int, url: str, token: str, seed: int, template: list[dict[str, Any]],
                  give_up_probability: float, stop: threading.Event, acks: list[float],
-                 unexpected: list[str]) -> None:
+                 unexpected: list[str], read_timeout: float) -> None:
         super().__init__(name=f"crash-client-{index}", daemon=True)
         self.index = index
         self.url = url
@@ -180,10 +186,12 @@ class Client(threading.Thread):
         self.stop = stop
         self.acks = acks
         self.unexpected = unexpected
+        self.read_timeout = read_timeout
         self.batches: list[Batch] = []
+        self.statuses: Counter[int] = Counter()
 
     def run(self) -> None:
-        timeout = httpx.Timeout(30.0, connect=5.0)
+        timeout = httpx.Timeout(self.read_timeout, connect=5.0)
         with httpx.Client(base_url=self.url, timeout=timeout) as http:
             while not self.stop.is_set():
                 batch = Batch(key=f"s{self.seed}-c{self.index}-b{len(self.batches):05d}")
@@ -207,6 +215,7 @@ class Client(threading.Thread):
                 time.sleep(backoff * self.rng.uniform(0.5, 1.0))
                 backoff = min(backoff * 2, 1.0)
                 continue
+            self.statuses[response.status_code] += 1
             if response.status_code == 200:
                 answer = response.json()
                 batch.acknowledged = True
@@ -354,7 +363,7 @@ def _port_for_restarts() -> int:
 
 def run_crash(workdir: Path, *, seed: int, kills: int, clients: int = 8, records_per_batch: int = 99,
               pause: tuple[float, float] = (0.2, 1.5), give_up_probability: float = 0.25,
-              start_kill_share: float = 0.3,
+              start_kill_share: float = 0.3, impatient_clients: int = 2,
               backend: str = "duckdb", database_url: str | None = None, settings: str = "",
               log: Any = print) -> CrashRun:
     """Run the crash test in `workdir` and audit the store; `database_url` for PostgreSQL,
@@ -378,7 +387,8 @@ def run_crash(workdir: Path, *, seed: int, kills: int, clients: int = 8, records
     acks: list[float] = []
     unexpected: list[str] = []
     stop = threading.Event()
-    workers = [Client(i, server.url, token, seed, template, give_up_probability, stop, acks, unexpected)
+    workers = [Client(i, server.url, token, seed, template, give_up_probability, stop, acks, unexpected,
+                      read_timeout=0.3 if i < impatient_clients else 30.0)
                for i in range(clients)]
     killer = Killer(server, rng, acks, pause, workdir / "killed-servers.log", start_kill_share)
     began = time.monotonic()
@@ -402,6 +412,7 @@ def run_crash(workdir: Path, *, seed: int, kills: int, clients: int = 8, records
     killer.settle()
     run = CrashRun(seed=seed, backend=backend, kills=killer.kills, kills_while_starting=killer.kills_while_starting,
                    batches=[b for w in workers for b in w.batches],
+                   statuses=sum((w.statuses for w in workers), Counter()),
                    unexpected=unexpected, seconds=seconds, first_start_seconds=first_start)
     run.audit = audit(run, data_dir, database_url)
     return run
