@@ -67,7 +67,7 @@ class StorageConfig(_Section):
     data_dir: str = "./data"
     backend: Literal["duckdb", "postgresql"] = "duckdb"
     url: str | None = None  # postgresql://user@host:5432/db, for backend = "postgresql"
-    retention_days: Annotated[int, Meta(ge=0)] = 0  # PostgreSQL: drop daily partitions older than this; 0 keeps all
+    retention_days: Annotated[int, Meta(ge=0)] = 0  # raw events and dead letters older than this deleted; 0 keeps all
     registry_cache_seconds: Annotated[float, Meta(ge=0, le=300)] = 2.0  # PostgreSQL registry answers kept
     max_pending_events: PositiveInt = 50_000
     write_batch_max_events: PositiveInt = 100_000
@@ -78,6 +78,9 @@ class StorageConfig(_Section):
     duckdb_threads: Annotated[int, Meta(ge=0, le=256)] = 0  # 0: one per core
     stats_fold_interval_seconds: Annotated[float, Meta(ge=0.1, le=60)] = 5.0
     checkpoint_threshold_mib: Annotated[int, Meta(ge=1, le=65536)] = 256
+    # Below this much free space in data_dir's file system, ingest answers 503 with the reason
+    # (before reading the body) instead of failing a commit half-way; 0: no floor.
+    min_free_disk_mib: Annotated[int, Meta(ge=0)] = 100
 
 
 class BusConfig(_Section):
@@ -117,6 +120,9 @@ class IngestConfig(_Section):
     sensor_silent_after_seconds: Seconds = 900.0
     idempotency_ttl_seconds: Seconds = 86400.0
     idempotency_max_keys_per_sensor: PositiveInt = 100_000
+    # At shutdown, how long ingests in flight may take to finish; those still being adapted
+    # then are refused whole (503), none is stored half.
+    shutdown_drain_seconds: Annotated[float, Meta(ge=0, le=300)] = 10.0
 
 
 class GeoIPConfig(_Section):

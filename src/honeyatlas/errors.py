@@ -18,6 +18,9 @@
           |                   message for another reason than its limits (ingest answers 503)
           +-- BusFull         the stream is at its limits and refused a new batch (ingest
                               answers 429; nothing already in the stream is dropped)
+     +-- IngestUnavailable    ingest refused for a passing reason: free disk below its floor, the
+                              store failing its writes, the service shutting down (503 with
+                              Retry-After and the reason; counted by its label)
 """
 
 from __future__ import annotations
@@ -89,3 +92,14 @@ class BusFull(BusError):
     def __init__(self, stream: str, detail: str) -> None:
         super().__init__(f"bus stream {stream} is full ({detail}); retry later or raise bus.stream_max_*")
         self.stream = stream
+
+
+class IngestUnavailable(HoneyatlasError):
+    """`label` is the bounded metric reason (`disk_low`, `store_failing`, `shutting_down`);
+    the message says why, for the 503 answer."""
+
+    def __init__(self, label: str, reason: str, retry_after_seconds: int) -> None:
+        super().__init__(reason)
+        self.label = label
+        self.reason = reason
+        self.retry_after_seconds = retry_after_seconds

@@ -65,6 +65,14 @@ HELP: dict[str, str] = {
     "honeyatlas_bus_messages_dropped_total": "Event batches removed from the stream unprocessed (undecodable), per reason.",
     "honeyatlas_bus_stream_messages": "Event batches waiting in the bus stream (the unconsumed backlog).",
     "honeyatlas_bus_live_messages_dropped_total": "Live-feed messages lost on the best-effort bus feed, per reason.",
+    "honeyatlas_faults": "Components running degraded now (1 each), per component (disk, store, geoip); /api/v1/health says why.",
+    "honeyatlas_disk_free_bytes": "Free bytes in the data directory's file system (ingest answers 503 below storage.min_free_disk_mib).",
+    "honeyatlas_store_write_failures_total": "Store transactions that failed (disk full, read-only, I/O error); their senders got 503.",
+    "honeyatlas_store_retention_deleted_total": "Rows deleted by storage.retention_days, per table (events, dead_letters).",
+    "honeyatlas_store_retention_failures_total": "Retention passes that failed (logged and retried at the next pass).",
+    "honeyatlas_geoip_database_faults": "GeoIP databases configured but missing or unreadable now.",
+    "honeyatlas_geoip_reloads_total": "GeoIP databases opened again after their file changed or reappeared.",
+    "honeyatlas_geoip_load_failures_total": "GeoIP database opens that failed (file missing, truncated or not an MMDB).",
 }
 
 

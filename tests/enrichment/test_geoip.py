@@ -205,14 +205,21 @@ def test_constructor_does_no_io_and_lookup_needs_open(tmp_path: Path) -> None:
         table.open()
 
 
-def test_a_broken_city_database_leaves_nothing_open(tmp_path: Path) -> None:
+def test_a_broken_city_database_is_a_fault_and_the_others_still_answer(tmp_path: Path) -> None:
+    """A corrupt city file no longer stops the table (issue 14): it is reported, and the
+    bundled country and ASN databases keep answering at country precision."""
     broken = tmp_path / "GeoLite2-City.mmdb"
     broken.write_bytes(b"not an mmdb")
     table = make_geoip(city_path=broken)
-    with pytest.raises(maxminddb.InvalidDatabaseError):
-        table.open()
-    with pytest.raises(RuntimeError, match="open"):
-        table.lookup("8.8.8.8")
+    table.open()
+    try:
+        [fault] = table.faults()
+        assert fault.startswith(f"corrupt {broken}: ") and len(fault) > len(f"corrupt {broken}: ")
+        assert table.city_database is None
+        geo = table.lookup("8.8.8.8")
+        assert geo is not None and geo.country == "US" and geo.precision == "country"
+    finally:
+        table.close()
 
 
 # --- city databases, written here in each vendor's layout -------------------------------

@@ -147,3 +147,23 @@ def test_hostile_bytes_raise_only_protocol_error(data: bytes, chunk: int) -> Non
 def test_hostile_bodies_of_known_opcodes_raise_only_protocol_error(opcode: int, body: bytes) -> None:
     with contextlib.suppress(ProtocolError):
         decode_body(opcode, body)
+
+
+def test_a_frame_cut_short_at_the_end_of_the_stream_is_a_protocol_error() -> None:
+    """Issue 14, truncated frames: the bytes of a frame whose stream ended are not dropped
+    unseen; `close()` says how much of the frame arrived."""
+    frame = encode(Publish("ident", "chan", b"x" * 100))
+    decoder = Decoder()
+    decoder.feed(frame[:40])
+    assert decoder.next() is None
+    with pytest.raises(ProtocolError, match=f"stream ended inside a frame \\(40 of {len(frame)} bytes\\)"):
+        decoder.close()
+    decoder.close()  # nothing left: a clean end
+    cut_in_header = Decoder()
+    cut_in_header.feed(frame[:3])
+    with pytest.raises(ProtocolError, match=r"\(3 bytes\)"):
+        cut_in_header.close()
+    whole = Decoder()
+    whole.feed(frame)
+    assert whole.next() == Publish("ident", "chan", b"x" * 100)
+    whole.close()

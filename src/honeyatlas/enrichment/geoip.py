@@ -14,6 +14,15 @@ file name: MaxMind GeoIP2/GeoLite2-City and DB-IP lite (nested: `city.names.en`,
 `lat`/`lng`, optional `asn`/`as_name`) and ip-location-db (flat: `city`, `country_code`,
 `latitude`, `longitude`).
 
+A database file that is missing or cannot be read (truncated, not an MMDB) is a fault, not
+a reason to stop: the table works with what it could open (without any, `lookup` answers
+None and events are stored without geo), `faults()` says which file and why, for
+`/api/v1/health`, and the files are looked at again every `RELOAD_CHECK_SECONDS`: a file
+that appears or changes (size, time, inode) is opened anew and replaces the old reader once
+it opens; a changed file that does not open leaves the previous reader in use. Replace a
+database by renaming a complete file over it, as geoipupdate does: the C reader maps the
+file, and a file cut short in place under a live mapping may crash the process.
+
 `lookup` sits on the ingest hot path. A cache hit costs one dict probe; a miss classifies
 the address with `inet_pton` and a bisect over integer ranges (the `ipaddress` module is
 several times slower and, in Python 3.11, calls multicast "global"), then asks each
@@ -26,6 +35,7 @@ import json
 import math
 import re
 import socket
+import time
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -86,6 +96,10 @@ _V6_UNLOCATABLE_IN_GLOBAL_UNICAST = ("2001::/23", "2001:db8::/32", "3fff::/20")
 _MAPPED_V4 = 0xFFFF  # ::ffff:0:0/96, the address is the IPv4 in the low 32 bits
 _SIX_TO_FOUR = 0x2002  # 2002::/16, the address embeds the IPv4 of a 6to4 host
 _MAX_TEXT = 45  # the longest IPv6 text form, with an embedded IPv4
+
+# How often the database files are checked for a change (a stat each), from `lookup`.
+RELOAD_CHECK_SECONDS = 5.0
+_DATABASES = ("city", "country", "asn")
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _MISS = object()
@@ -263,15 +277,16 @@ class GeoIP:
     ) -> None:
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, not {cache_size}")
-        self._city_path = city_path
-        self._country_path = country_path
-        self._asn_path = asn_path
+        self._paths = {"city": city_path, "country": country_path, "asn": asn_path}
         self._centroids_path = centroids_path
         self._max_size = cache_size
-        self._city: maxminddb.Reader | None = None
+        self._readers: dict[str, maxminddb.Reader] = {}
         self._city_has_v6 = False
-        self._country: maxminddb.Reader | None = None
-        self._asn_db: maxminddb.Reader | None = None
+        self._signatures: dict[str, tuple[int, int, int] | None] = {}
+        self._faults: dict[str, str] = {}
+        self._opened = False
+        self._check_at = 0.0
+        self._reloads = self._load_failures = 0
         self._centroids: dict[str, tuple[float, float]] = {}
         self._cache: OrderedDict[str, Geo | None] = OrderedDict()
         self._hits = self._misses = self._evictions = 0
@@ -279,30 +294,73 @@ class GeoIP:
     @property
     def city_database(self) -> Path | None:
         """The city database in use (None: country precision only), for the health endpoint."""
-        return self._city_path
+        usable = "city" in self._readers or "city" not in self._faults
+        return self._paths["city"] if usable else None
 
     def open(self) -> None:
-        """Open the databases and load the centroids; on any failure nothing stays open."""
-        if self._country is not None:
+        """Load the centroids and open every database that opens; the others are faults
+        (`faults()`), tried again when their file changes."""
+        if self._opened:
             return
-        try:
-            self._centroids = self._load_centroids(self._centroids_path)
-            self._country = maxminddb.open_database(self._country_path, maxminddb.MODE_AUTO)
-            if self._asn_path is not None:
-                self._asn_db = maxminddb.open_database(self._asn_path, maxminddb.MODE_AUTO)
-            if self._city_path is not None:
-                self._city = maxminddb.open_database(self._city_path, maxminddb.MODE_AUTO)
-                self._city_has_v6 = self._city.metadata().ip_version == 6
-        except BaseException:
-            self.close()
-            raise
+        self._centroids = self._load_centroids(self._centroids_path)
+        self._opened = True
+        for name in _DATABASES:
+            self._load(name, _signature(self._paths[name]))
+        self._check_at = time.monotonic() + RELOAD_CHECK_SECONDS
 
     def close(self) -> None:
-        for reader in (self._city, self._country, self._asn_db):
-            if reader is not None:
-                reader.close()
-        self._city = self._country = self._asn_db = None
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()
+        self._signatures.clear()
+        self._faults.clear()
+        self._opened = False
         self._cache.clear()
+
+    def faults(self) -> list[str]:
+        """One line per database that is configured but not in use as it is on disk:
+        "missing <file>" or "corrupt <file>: <reason>"."""
+        return [self._faults[name] for name in _DATABASES if name in self._faults]
+
+    def reload_info(self) -> dict[str, int]:
+        """Databases opened again after their file changed, and opens that failed, since start."""
+        return {"reloads": self._reloads, "load_failures": self._load_failures}
+
+    def refresh(self) -> None:
+        """Open again each database whose file appeared or changed since it was last tried."""
+        self._check_at = time.monotonic() + RELOAD_CHECK_SECONDS
+        for name in _DATABASES:
+            signature = _signature(self._paths[name])
+            if signature != self._signatures.get(name):
+                self._load(name, signature)
+
+    def _load(self, name: str, signature: tuple[int, int, int] | None) -> None:
+        path = self._paths[name]
+        if path is None:
+            return
+        self._signatures[name] = signature
+        if signature is None:
+            self._faults[name] = f"missing {path}"
+            self._load_failures += 1
+            return
+        try:
+            reader = maxminddb.open_database(path, maxminddb.MODE_AUTO)
+        except (OSError, ValueError, RuntimeError) as exc:  # InvalidDatabaseError is a RuntimeError
+            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            kept = " (the previous copy stays in use)" if name in self._readers else ""
+            self._faults[name] = f"corrupt {path}: {detail}{kept}"
+            self._load_failures += 1
+            return
+        previous = self._readers.get(name)
+        self._readers[name] = reader
+        if name == "city":
+            self._city_has_v6 = reader.metadata().ip_version == 6
+        if previous is not None or name in self._faults:
+            self._reloads += 1
+        if previous is not None:
+            previous.close()
+        self._faults.pop(name, None)
+        self._cache.clear()  # answers given without (or with the old) database
 
     @staticmethod
     def _load_centroids(path: Path) -> dict[str, tuple[float, float]]:
@@ -319,6 +377,8 @@ class GeoIP:
 
     def lookup(self, ip: str) -> Geo | None:
         """Where `ip` is, as far as the databases know; None when unknown or unlocatable."""
+        if time.monotonic() >= self._check_at:
+            self.refresh()
         cache = self._cache
         geo = cache.get(ip, _MISS)
         if geo is not _MISS:
@@ -337,16 +397,18 @@ class GeoIP:
         return geo
 
     def _resolve(self, ip: str) -> Geo | None:
-        if self._country is None:
+        if not self._opened:
             raise RuntimeError("GeoIP.lookup called before open()")
         query = locatable_address(ip)
         if query is None:
             return None
         city = country = lat = lon = asn = org = None
-        if self._city is not None and (self._city_has_v6 or ":" not in query):
-            city, country, lat, lon, asn, org = _city_fields(self._city.get(query))
-        if country is None:
-            record = self._country.get(query)
+        readers = self._readers
+        city_db, country_db, asn_db = readers.get("city"), readers.get("country"), readers.get("asn")
+        if city_db is not None and (self._city_has_v6 or ":" not in query):
+            city, country, lat, lon, asn, org = _city_fields(city_db.get(query))
+        if country is None and country_db is not None:
+            record = country_db.get(query)
             if isinstance(record, dict):
                 country = _country_code(record.get("country_code"))
         # A city database record without a city name is country-level (MaxMind then gives
@@ -357,14 +419,25 @@ class GeoIP:
             city = None
             lat, lon = self._centroids.get(country, _NO_POINT) if country is not None else _NO_POINT
             precision = Precision.NONE if lat is None else Precision.COUNTRY
-        if asn is None and self._asn_db is not None:
-            record = self._asn_db.get(query)
+        if asn is None and asn_db is not None:
+            record = asn_db.get(query)
             if isinstance(record, dict):
                 asn = _asn(record.get("autonomous_system_number"))
                 org = _text(record.get("autonomous_system_organization"))
         if country is None and asn is None:
             return None
         return Geo(country=country, city=city, lat=lat, lon=lon, asn=asn, org=org, precision=precision)
+
+
+def _signature(path: Path | None) -> tuple[int, int, int] | None:
+    """What tells a changed file: (inode, size, mtime in ns); None when it cannot be read."""
+    if path is None:
+        return None
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def load_centroids(path: Path) -> dict[str, tuple[float, float]]:

@@ -30,6 +30,8 @@ from honeyatlas.service.parts import (
     build_deduplicator,
     build_geoip,
     build_public_view,
+    fault_report,
+    geoip_fault,
     geoip_status,
     sensor_timezone,
 )
@@ -41,6 +43,7 @@ from honeyatlas.sources.demo import DemoHoneynet
 from honeyatlas.sources.hpfeeds import HpfeedsEndpoint
 from honeyatlas.sources.idempotency import IdempotencyStore
 from honeyatlas.store import IncidentQuery, Store
+from honeyatlas.store.disk import DiskFloor
 from honeyatlas.store.accounts import login_hint
 from honeyatlas.store.open import open_accounts, open_registry, open_store
 from honeyatlas.transforms.correlate.benign import BenignNetworks
@@ -132,6 +135,9 @@ class Service:
             CorrelationRuntime(correlator, settings=config.correlation, store=self.store, sink=self.sink)
             if correlator is not None else None
         )
+        self.disk = DiskFloor(config.data_dir, min_free_mib=config.storage.min_free_disk_mib, metrics=self.metrics)
+        faults = fault_report(self.metrics, disk=self.disk.fault, store=lambda: self.sink.write_fault,
+                              geoip=lambda: geoip_fault(self.geoip))
         self.pipeline = Pipeline(
             adapters=build_adapters(config),
             geolocator=Geolocator(self.geoip, cache_size=config.geoip.cache_size),
@@ -140,6 +146,7 @@ class Service:
             sensor_timezone=sensor_timezone(config),
             retry_after_seconds=config.ingest.retry_after_seconds,
             max_future_skew=timedelta(seconds=config.ingest.max_future_skew_seconds),
+            guards=[self.disk],
         )
         self.demo = (
             DemoHoneynet(pipeline=self.pipeline, registry=self.registry,
@@ -152,7 +159,8 @@ class Service:
             WebContext(
                 registry=self.registry, store=self.store, backlog=self.store, metrics=self.metrics,
                 ingest_settings=config.ingest, formats=self.pipeline.formats(), live=self.hub,
-                geoip_status=lambda: geoip_status(self.geoip), sharing_identity=config.server.instance_name,
+                geoip_status=lambda: geoip_status(self.geoip), faults=faults,
+                sharing_identity=config.server.instance_name,
                 benign=BenignNetworks(config.correlation.benign_networks), public=public,
                 export_min_confidence=config.correlation.export_min_confidence,
             ),
@@ -192,6 +200,7 @@ class Service:
         await self.sources.stop()  # first: they store what they already received
         if self.demo is not None:
             await self.demo.stop()  # stopping a demo that never started is a no-op
+        await self.pipeline.drain(self.config.ingest.shutdown_drain_seconds)  # before the store stops
         await self.hub.stop()
         if self.correlation is not None:
             await self.correlation.stop()

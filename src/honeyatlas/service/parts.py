@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +33,16 @@ from honeyatlas.transforms.dedupe import SessionDeduplicator
 from honeyatlas.transforms.redact import PublicView
 
 
-def _existing(key: str, value: str | None, default: Path | None) -> Path | None:
-    if value is None:
-        return default
-    path = Path(value)
-    if not path.is_file():
-        raise ConfigError(key, f"file {path} not found")
-    return path
+def _configured(value: str | None, default: Path | None) -> Path | None:
+    """A configured database path, used as given: a missing or unreadable file is a fault the
+    service reports in health and recovers from when the file appears (enrichment/geoip.py)."""
+    return default if value is None else Path(value)
 
 
 def _city_database(config: Config) -> Path | None:
     geo = config.geoip
     if geo.city_db_path is not None:
-        return _existing("geoip.city_db_path", geo.city_db_path, None)
+        return _configured(geo.city_db_path, None)
     if not geo.search_city_db:
         return None
     return find_city_database([config.data_dir / "geoip", *DEFAULT_CITY_SEARCH_DIRS])
@@ -55,24 +53,48 @@ def build_geoip(config: Config, metrics: Metrics) -> GeoIP:
     geo = config.geoip
     geoip = GeoIP(
         city_path=_city_database(config),
-        country_path=_existing("geoip.country_db_path", geo.country_db_path, BUNDLED_COUNTRY_DB) or BUNDLED_COUNTRY_DB,
-        asn_path=_existing("geoip.asn_db_path", geo.asn_db_path, BUNDLED_ASN_DB),
+        country_path=_configured(geo.country_db_path, BUNDLED_COUNTRY_DB) or BUNDLED_COUNTRY_DB,
+        asn_path=_configured(geo.asn_db_path, BUNDLED_ASN_DB),
         centroids_path=BUNDLED_CENTROIDS,
         cache_size=geo.cache_size,
     )
     for counter in ("hits", "misses", "evictions"):
         metrics.gauge(f"honeyatlas_geoip_cache_{counter}_total",
                       lambda counter=counter: [((), geoip.cache_info()[counter])])
+    metrics.gauge("honeyatlas_geoip_database_faults", lambda: [((), len(geoip.faults()))])
+    metrics.gauge("honeyatlas_geoip_reloads_total", lambda: [((), geoip.reload_info()["reloads"])])
+    metrics.gauge("honeyatlas_geoip_load_failures_total", lambda: [((), geoip.reload_info()["load_failures"])])
     return geoip
 
 
 def geoip_status(geoip: GeoIP) -> dict[str, Any]:
+    """GeoIP in `/api/v1/health`; `faults` lists each database not in use as it is on disk."""
+    geoip.refresh()  # a fixed file shows here even while no event arrives
     city = geoip.city_database
     return {
         "precision": "city" if city else "country",
         "city_database": str(city) if city else None,
+        "faults": geoip.faults(),
         "cache": geoip.cache_info(),
     }
+
+
+def fault_report(metrics: Metrics, **components: Callable[[], str | None]) -> Callable[[], dict[str, str]]:
+    """What `/api/v1/health` lists as faults: each component's current fault ("disk": the
+    free-space floor, "store": the last write failed, "geoip": a database missing or
+    corrupt), and the `honeyatlas_faults` gauge (1 per component in fault) for alerting."""
+
+    def faults() -> dict[str, str]:
+        found = {name: fault() for name, fault in components.items()}
+        return {name: text for name, text in found.items() if text}
+
+    metrics.gauge("honeyatlas_faults", lambda: [((("component", name),), 1) for name in faults()])
+    return faults
+
+
+def geoip_fault(geoip: GeoIP) -> str | None:
+    geoip.refresh()  # a file put back shows as fixed at once, even while no event arrives
+    return "; ".join(geoip.faults()) or None
 
 
 def sensor_timezone(config: Config) -> zoneinfo.ZoneInfo:

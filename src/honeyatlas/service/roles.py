@@ -37,6 +37,8 @@ from honeyatlas.service.parts import (
     build_adapters,
     build_geoip,
     build_public_view,
+    fault_report,
+    geoip_fault,
     geoip_status,
     sensor_timezone,
 )
@@ -45,6 +47,7 @@ from honeyatlas.sinks.publish import BusSink
 from honeyatlas.sources.demo import DemoHoneynet
 from honeyatlas.sources.idempotency import IdempotencyStore
 from honeyatlas.store import Receipt
+from honeyatlas.store.disk import DiskFloor
 from honeyatlas.store.accounts import login_hint
 from honeyatlas.store.open import open_accounts, open_store
 from honeyatlas.tasks import cancel_and_wait
@@ -127,11 +130,13 @@ class IngestRole(RoleBase):
             max_keys_per_sensor=config.ingest.idempotency_max_keys_per_sensor, metrics=self.metrics,
         )
         self.sink = BusSink(self.bus, retry_after_seconds=config.ingest.retry_after_seconds)
+        self.disk = DiskFloor(config.data_dir, min_free_mib=config.storage.min_free_disk_mib, metrics=self.metrics)
         self.pipeline = Pipeline(
             adapters=build_adapters(config), geolocator=Geolocator(self.geoip, cache_size=config.geoip.cache_size),
             sink=self.sink, metrics=self.metrics, sensor_timezone=sensor_timezone(config),
             retry_after_seconds=config.ingest.retry_after_seconds,
             max_future_skew=timedelta(seconds=config.ingest.max_future_skew_seconds),
+            guards=[self.disk],
         )
         self.sources = Sources(config, pipeline=self.pipeline, registry=self.registry, receipts=receipts,
                                metrics=self.metrics)
@@ -145,7 +150,8 @@ class IngestRole(RoleBase):
         self.app = create_ingest_app(
             WebContext(registry=self.registry, store=None, backlog=self.sink, metrics=self.metrics,
                        ingest_settings=config.ingest, formats=self.pipeline.formats(),
-                       geoip_status=lambda: geoip_status(self.geoip), role="ingest"),
+                       geoip_status=lambda: geoip_status(self.geoip), role="ingest",
+                       faults=fault_report(self.metrics, disk=self.disk.fault, geoip=lambda: geoip_fault(self.geoip))),
             IngestContext(pipeline=self.pipeline, registry=self.registry, receipts=receipts, metrics=self.metrics,
                           settings=config.ingest, idempotency=self.idempotency),
             self.access(),
@@ -198,6 +204,7 @@ class IngestRole(RoleBase):
         await self.sources.stop()
         if self.demo is not None:
             await self.demo.stop()
+        await self.pipeline.drain(self.config.ingest.shutdown_drain_seconds)  # before the bus stops
         await self.bus.stop()
         self.geoip.close()
         self.idempotency.close()

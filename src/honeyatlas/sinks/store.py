@@ -7,6 +7,13 @@ changes and the idempotency receipt in ONE store transaction, and only after the
 publish to the live feed. The caller (the pipeline, or the worker's bus consumer)
 acknowledges its own sender only when `deliver` returns.
 
+A large batch is deduplicated and correlated in slices of `SLICE_EVENTS`, giving the event
+loop back between them (the pipeline does the same while adapting, pipeline.py): the
+detectors see the same events in the same order, other connections are served meanwhile.
+
+The sink remembers whether the store's last write failed (`write_fault`, shown by
+`/api/v1/health`); the next successful write clears it.
+
 Incident growth is saved at most once per `incident_save_interval_seconds` (coalesced by
 id); openings and closings are saved with the batch that caused them. A crash loses at most
 one interval of growth, which the replay at start recomputes from the stored events.
@@ -14,11 +21,13 @@ one interval of growth, which the replay at start recomputes from the stored eve
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
 
+from honeyatlas.errors import StoreError
 from honeyatlas.event import Event
 from honeyatlas.incident import Incident
 from honeyatlas.metrics import Metrics
@@ -27,6 +36,11 @@ from honeyatlas.store import DeadLetter, Receipt, Store
 from honeyatlas.transforms.dedupe import SessionDeduplicator
 
 log = logging.getLogger(__name__)
+
+# Events deduplicated, correlated and handed to the live feed between two yields to the event
+# loop. Correlating 100,000 events took 3.0-4.2 s in the big-batch runs on a loaded machine
+# (docs/performance.md, "Big batches"), so a slice holds the loop 30-40 ms at most.
+SLICE_EVENTS = 1000
 
 
 class Correlate(Protocol):
@@ -58,6 +72,12 @@ class StoreSink:
         self._unsaved: dict[str, Incident] = {}
         self._save_interval = incident_save_interval_seconds
         self._saved_at = 0.0
+        self._write_fault: str | None = None
+
+    @property
+    def write_fault(self) -> str | None:
+        """Why the store's last write failed, or None when it succeeded (or none was tried)."""
+        return self._write_fault
 
     def has_room_for(self, count: int) -> bool:
         return self._store.has_room_for(count)
@@ -79,7 +99,13 @@ class StoreSink:
         kept = events
         if any(stream is not None for stream in streams):
             keep = self._deduplicator.keep
-            kept = [e for e, stream in zip(events, streams, strict=True) if stream is None or keep(e, stream)]
+            kept = []
+            for start in range(0, len(events), SLICE_EVENTS):
+                if start:
+                    await asyncio.sleep(0)
+                kept.extend(e for e, stream in zip(events[start:start + SLICE_EVENTS],
+                                                   streams[start:start + SLICE_EVENTS], strict=True)
+                            if stream is None or keep(e, stream))
         delivered = Delivered(len(kept), len(events) - len(kept))
         # Correlated before the commit; a batch the store then refuses was still seen by the
         # detectors (an event_count may run ahead after a retry; distinct sensors and sources cannot).
@@ -87,13 +113,20 @@ class StoreSink:
         to_save: list[Incident] = []
         if self._correlator is not None and kept:
             transitions = self._correlator.transitions
-            incidents = self._correlator.observe(kept)
+            for start in range(0, len(kept), SLICE_EVENTS):
+                if start:
+                    await asyncio.sleep(0)
+                incidents.extend(self._correlator.observe(kept[start:start + SLICE_EVENTS]))
+            if len(kept) > SLICE_EVENTS:  # an incident changed in two slices: its latest state once
+                incidents = list({incident.id: incident for incident in incidents}.values())
             to_save = self._incidents_to_save(incidents, transitions != self._correlator.transitions)
         await self._append(kept, dead_letters, receipt(delivered), to_save)
         if incidents:
             self._live.publish_incidents(incidents)
-        if kept:
-            self._live.publish(kept)
+        for start in range(0, len(kept), SLICE_EVENTS):
+            if start:
+                await asyncio.sleep(0)
+            self._live.publish(kept[start:start + SLICE_EVENTS])
         if delivered.duplicates:
             self._metrics.inc("honeyatlas_events_dropped_total", delivered.duplicates,
                               component="dedupe", reason="duplicate_session_event")
@@ -130,7 +163,11 @@ class StoreSink:
         """One store transaction; incident changes it could not save are kept for the next."""
         try:
             await self._store.append(events, dead_letters, receipt, incidents)
-        except BaseException:
+        except BaseException as exc:
             for incident in incidents:
                 self._unsaved.setdefault(incident.id, incident)
+            if isinstance(exc, StoreError):
+                self._write_fault = str(exc)
+                self._metrics.inc("honeyatlas_store_write_failures_total")
             raise
+        self._write_fault = None

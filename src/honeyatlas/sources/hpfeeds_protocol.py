@@ -187,6 +187,17 @@ class Decoder:
         self._head = None
         return decode_body(opcode, body)
 
+    def close(self) -> None:
+        """The stream ended: a frame cut short (bytes left that make no whole message) is a
+        `ProtocolError`, so that the caller counts it like any other broken frame instead of
+        dropping it unseen. Call after `next()` returned None."""
+        if self._buffer:
+            wanted = f" of {self._head[0]}" if self._head is not None else ""
+            problem = f"stream ended inside a frame ({len(self._buffer)}{wanted} bytes)"
+            self._buffer.clear()
+            self._head = None
+            raise ProtocolError(problem)
+
     def _check_head(self) -> tuple[int, int] | None:
         if self._head is None and len(self._buffer) >= HEADER_BYTES:
             length, opcode = _HEADER.unpack_from(self._buffer)

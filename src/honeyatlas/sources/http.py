@@ -9,7 +9,9 @@ its decoding), 401 bad token, 413 body or decompressed body or record count over
 (a body up to twice `ingest.max_body_bytes` is read and dropped first, so that the client,
 still sending, gets the 413 and not a connection reset),
 400 undecodable body (kept as a dead letter), 429 again when the batch does not fit, 503
-with Retry-After when the store (or, in an ingest process, the bus) fails. Every Retry-After
+with Retry-After when the store (or, in an ingest process, the bus) fails, and with the
+reason when ingest is unavailable for a while (free disk below `storage.min_free_disk_mib`,
+the server shutting down: checked with the saturation, before the body is read). Every Retry-After
 is `ingest.retry_after_seconds` (a full pipeline's 429 carries the same value, from the
 pipeline); senders back off exponentially above it, so one value serves all three refusals.
 
@@ -24,6 +26,7 @@ The body is NDJSON (one record per line) or one JSON array of records, optionall
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import zlib
 from collections.abc import Callable
@@ -36,7 +39,7 @@ from litestar.params import FromPath
 
 from honeyatlas.access import Audience
 from honeyatlas.enrichment.sensors import Sensor, SensorDirectory
-from honeyatlas.errors import BusError, HoneyatlasError, PipelineFull, StoreError
+from honeyatlas.errors import BusError, HoneyatlasError, IngestUnavailable, PipelineFull, StoreError
 from honeyatlas.event import RAW_LIMIT_BYTES
 from honeyatlas.metrics import Metrics
 from honeyatlas.pipeline import Ingest, IngestResult, RawRecord
@@ -51,6 +54,12 @@ from honeyatlas.sources.idempotency import (
 from honeyatlas.store import Receipt, Receipts
 
 SOURCE = "http"
+# Bodies larger than this are decompressed and framed in a worker thread: framing 100,000
+# NDJSON lines took ~1-4 s of Python, which on the event loop stalled every other connection
+# for as long (docs/performance.md, "Big batches"). The thread still takes the GIL, but the
+# interpreter hands it back to the loop every few milliseconds. Smaller bodies (a forwarder
+# sends ~100 records, ~50 KB) stay on the loop: a thread hop costs more than framing them.
+THREAD_FRAMING_BYTES = 256 * 1024
 _decoder = msgspec.json.Decoder()  # for whole JSON-array bodies
 
 
@@ -191,6 +200,8 @@ def ingest_route(
             pipeline.admit(SOURCE, 1)  # counts its refusal itself
         except PipelineFull:
             return _error(429, "the pipeline is full; retry later", busy)
+        except IngestUnavailable as exc:
+            return _error(503, exc.reason, busy)
         token = bearer_token(request)
         sensor = registry.authenticate(token) if token else None
         if sensor is None:
@@ -248,6 +259,10 @@ def ingest_route(
         finally:
             idempotency.release(sensor.name, key)
 
+    def _records_of(body: bytes, gzipped: bool, input_kind: str) -> list[RawRecord]:
+        data = decompress(body, max_decompressed_bytes) if gzipped else body
+        return frame_records(data, max_records_per_request, input_kind)
+
     async def _process(
         request: Request[Any, Any, Any],
         fmt: str,
@@ -256,10 +271,12 @@ def ingest_route(
         receipt: Callable[[IngestResult], Receipt] | None = None,
         identity: bytes | None = None,
     ) -> Response[Any]:
+        gzipped = request.headers.get("content-encoding", "").lower() in ("gzip", "x-gzip")
         try:
-            gzipped = request.headers.get("content-encoding", "").lower() in ("gzip", "x-gzip")
-            data = decompress(body, max_decompressed_bytes) if gzipped else body
-            records = frame_records(data, max_records_per_request, pipeline.input_kind(fmt))
+            if len(body) > THREAD_FRAMING_BYTES:  # big: off the event loop (see the constant)
+                records = await asyncio.to_thread(_records_of, body, gzipped, pipeline.input_kind(fmt))
+            else:
+                records = _records_of(body, gzipped, pipeline.input_kind(fmt))
         except BodyError as exc:
             metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason=f"http_{exc.status}")
             if exc.status == 400:  # kept as a dead letter (index -1: the whole body), capped by the pipeline
@@ -273,6 +290,8 @@ def ingest_route(
                                            identity=identity)
         except PipelineFull as exc:
             return _error(429, str(exc), {"Retry-After": str(exc.retry_after_seconds)})
+        except IngestUnavailable as exc:  # counted by the pipeline
+            return _error(503, exc.reason, {"Retry-After": str(exc.retry_after_seconds)})
         except (StoreError, BusError) as exc:
             metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason="store_error")
             return _error(503, f"not stored, retry later: {exc}", busy)

@@ -191,6 +191,21 @@ def events_to_arrow(events: list[Event]) -> pa.Table:
     return pa.table(columns, schema=EVENT_ARROW_SCHEMA)
 
 
+# Events converted to Arrow per call on the writer thread. One call holds the GIL from start to
+# end (the transpose is one C call), so the event loop waits for it: 100,000 events at once
+# held it ~2.5 s; slices of 2,000 hold it ~40 ms each, and the whole batch converts in half
+# the time (measured; docs/performance.md, "Big batches").
+ARROW_SLICE_EVENTS = 2000
+
+
+def _events_to_arrow_in_slices(events: list[Event]) -> pa.Table:
+    if len(events) <= ARROW_SLICE_EVENTS:
+        return events_to_arrow(events)
+    return pa.concat_tables(
+        [events_to_arrow(events[start:start + ARROW_SLICE_EVENTS]) for start in range(0, len(events), ARROW_SLICE_EVENTS)]
+    )
+
+
 class _WriteJob:
     __slots__ = ("dead_letters", "done", "events", "incidents", "loop", "receipt")
 
@@ -237,8 +252,13 @@ class DuckDBStore:
         max_queued_reads: int = 64,
         memory_limit_mib: int = 0,
         threads: int = 0,
+        retention_days: int = 0,
+        retention_interval_seconds: float = 3600.0,
     ):
         self._path = path
+        self._retention = timedelta(days=retention_days)
+        self._retention_interval = retention_interval_seconds
+        self._retained_at = -retention_interval_seconds
         self._memory_limit_mib = memory_limit_mib
         self._threads = threads
         self._query_timeout = query_timeout_seconds
@@ -345,8 +365,8 @@ class DuckDBStore:
         if self._writer is None:
             raise StoreError("store is not started")
         job = _WriteJob(events, dead_letters, receipt, incidents or [], asyncio.get_running_loop())
-        with self._pending_lock:
-            self._pending += len(events)
+        with self._pending_lock:  # dead letters count against the bound too: a flood of garbage fills it alike
+            self._pending += len(events) + len(dead_letters)
         self._queue.put(job)
         await job.done
 
@@ -359,6 +379,7 @@ class DuckDBStore:
                 first = self._queue.get(timeout=self._fold_interval)
             except queue.Empty:  # idle: the window start still moves on
                 self._fold(con)
+                self._retain(con)
                 continue
             if first is None:
                 break
@@ -376,15 +397,52 @@ class DuckDBStore:
                 count += len(job.events)
             error = self._commit(con, jobs)
             with self._pending_lock:
-                self._pending -= count
+                self._pending -= count + sum(len(job.dead_letters) for job in jobs)
             for job in jobs:
                 job.loop.call_soon_threadsafe(_resolve, job.done, error)
             if error is None:
                 self._unfolded += count
             if self._unfolded >= FOLD_MAX_EVENTS or time.monotonic() - self._folded_at >= self._fold_interval:
                 self._fold(con)
+            self._retain(con)
         self._fold(con)
         con.close()
+
+    def _retain(self, con: duckdb.DuckDBPyConnection) -> None:
+        """`storage.retention_days`: delete the raw events and dead letters older than that,
+        once per retention interval (the first time when the writer starts). The rollups keep
+        counting them: everything is folded first, and the cut never passes the 24-hour
+        window's start, so `stats_minutes` (the histogram's history) and `stats_window` stay
+        exact. DuckDB may renumber rowids when the checkpoint after a delete compacts row
+        groups (measured), so `folded_rowid` is then set to the highest rowid left: every
+        remaining event is folded, and new ones are appended above it."""
+        if not self._retention or time.monotonic() - self._retained_at < self._retention_interval:
+            return
+        self._retained_at = time.monotonic()
+        self._fold(con)
+        try:
+            con.begin()
+            folded, window_start = con.execute("SELECT folded_rowid, window_start FROM stats_state").fetchall()[0]
+            if con.execute("SELECT count(*) FROM events WHERE rowid > ?", [folded]).fetchall()[0][0]:
+                con.rollback()  # the fold failed: deleting unfolded events would lose them from the rollups
+                return
+            cutoff = min(_naive_utc(datetime.now(UTC)) - self._retention, window_start)
+            events = con.execute("DELETE FROM events WHERE ts < ?", [cutoff]).fetchall()[0][0]
+            dead = con.execute("DELETE FROM dead_letters WHERE ts < ?", [cutoff]).fetchall()[0][0]
+            con.commit()
+            if events:
+                con.execute("CHECKPOINT")
+                con.execute("UPDATE stats_state SET folded_rowid = (SELECT coalesce(max(rowid), -1) FROM events)")
+        except duckdb.Error:
+            with contextlib.suppress(duckdb.Error):
+                con.rollback()
+            log.exception("retention: deleting events older than %s failed; will retry", self._retention)
+            self._metrics.inc("honeyatlas_store_retention_failures_total")
+            return
+        if events or dead:
+            log.info("retention: deleted %d events and %d dead letters older than %s", events, dead, cutoff)
+            self._metrics.inc("honeyatlas_store_retention_deleted_total", events, table="events")
+            self._metrics.inc("honeyatlas_store_retention_deleted_total", dead, table="dead_letters")
 
     def _fold(self, con: duckdb.DuckDBPyConnection) -> None:
         """Fold committed events into the dashboard rollups (after the callers were answered:
@@ -414,7 +472,7 @@ class DuckDBStore:
                 con.execute("INSERT OR REPLACE INTO incidents SELECT * FROM incident_batch")
                 con.unregister("incident_batch")
             if events:
-                con.register("event_batch", events_to_arrow(events))
+                con.register("event_batch", _events_to_arrow_in_slices(events))
                 con.execute("INSERT INTO events SELECT * FROM event_batch")
                 con.unregister("event_batch")
             if dead:

@@ -55,6 +55,9 @@ class WebContext:
     formats: list[str]
     live: LiveClients | None = None  # None in an ingest process (no WebSocket)
     geoip_status: Callable[[], dict[str, Any]] | None = None  # None where nothing geolocates
+    # Faults the service runs degraded with, by component ("disk", "store", "geoip"): health
+    # says "degraded" and lists them (docs/reliability.md, Faults).
+    faults: Callable[[], dict[str, str]] = dict
     role: str = "all"
     sharing_identity: str = "honeyatlas"  # who STIX and MISP exports say they come from
     # Known research scanners (`correlation.benign_networks`): labelled on their profile,
@@ -341,8 +344,10 @@ def ops_routes(ctx: WebContext) -> list[BaseRouteHandler]:
 
     @get("/api/v1/health", tags=["ops"], opt=OPEN, summary="Liveness and component status")
     async def health() -> dict[str, Any]:
+        faults = ctx.faults()
         return {
-            "status": "ok",
+            "status": "degraded" if faults else "ok",
+            "faults": faults,
             "version": __version__,
             "uptime_seconds": round(time.monotonic() - ctx.started_monotonic, 1),
             "role": ctx.role,
