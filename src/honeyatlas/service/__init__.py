@@ -43,8 +43,8 @@ from honeyatlas.sources.demo import DemoHoneynet
 from honeyatlas.sources.hpfeeds import HpfeedsEndpoint
 from honeyatlas.sources.idempotency import IdempotencyStore
 from honeyatlas.store import IncidentQuery, Store
-from honeyatlas.store.disk import DiskFloor
 from honeyatlas.store.accounts import login_hint
+from honeyatlas.store.disk import DiskFloor
 from honeyatlas.store.open import open_accounts, open_registry, open_store
 from honeyatlas.transforms.correlate.benign import BenignNetworks
 from honeyatlas.transforms.geolocate import Geolocator

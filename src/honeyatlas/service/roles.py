@@ -47,8 +47,8 @@ from honeyatlas.sinks.publish import BusSink
 from honeyatlas.sources.demo import DemoHoneynet
 from honeyatlas.sources.idempotency import IdempotencyStore
 from honeyatlas.store import Receipt
-from honeyatlas.store.disk import DiskFloor
 from honeyatlas.store.accounts import login_hint
+from honeyatlas.store.disk import DiskFloor
 from honeyatlas.store.open import open_accounts, open_store
 from honeyatlas.tasks import cancel_and_wait
 from honeyatlas.transforms.correlate.benign import BenignNetworks
