@@ -16,7 +16,7 @@ from honeyatlas.adapters import RecordContext, load_adapters
 from honeyatlas.config import CorrelationConfig
 from honeyatlas.errors import ConfigError
 from honeyatlas.event import Event, Kind
-from honeyatlas.incident import Incident, IncidentKind
+from honeyatlas.incident import Fingerprint, Incident, IncidentKind
 from honeyatlas.sources import simulate
 from honeyatlas.sources.simulate import world
 from honeyatlas.transforms.correlate import Correlator, Hit
@@ -133,25 +133,43 @@ def test_every_planted_campaign_opens_on_the_realistic_background(realistic: Rea
     opened = {(i.key, str(i.fingerprint)): i.opened_at for i in of_kind(incidents, IncidentKind.CAMPAIGN)}
     expected = [e for entity in truth.entities for e in entity.expect if e.kind is IncidentKind.CAMPAIGN]
     assert len(expected) >= 30
+    confidence = {(i.key, str(i.fingerprint)): i.confidence for i in of_kind(incidents, IncidentKind.CAMPAIGN)}
+    threshold = CorrelationConfig().export_min_confidence
+    assert {str(e.qualifier) for e in expected} == {str(f) for f in Fingerprint}  # weak keys with their second key too
     for e in expected:
         assert (e.key, e.qualifier) in opened, e
         assert timedelta(0) <= opened[(e.key, e.qualifier)] - e.defining_hit <= timedelta(seconds=5), e
+        assert confidence[(e.key, e.qualifier)] >= threshold, e  # planted after the warm-up: exported
 
 
 def test_no_campaign_on_a_library_banner_or_dictionary_credentials_alone(realistic: Realistic) -> None:
+    """No campaign on a library banner or a recon sequence at all (weak keys: their bots
+    share no second rare key). Dictionary credentials (the Mirai lists' pairs are in the
+    dictionary) and public hosts open campaigns only in the warm-up, before the detector has
+    learned that their pairs are common and the hosts background: with the warm-up's
+    confidence, so never exported. Every campaign the exports take is a planted one."""
     truth, incidents, warmup_end = realistic
     campaigns = of_kind(incidents, IncidentKind.CAMPAIGN)
     library = {banner for banner, _ in world.LIBRARY_BANNERS}
     dictionary = {f"{u}/{p}" for u, p in world.DICTIONARY}
-    known = tuple(CorrelationConfig().campaign_ignore_client_versions)
-    # stock libraries never, not even while the detector is still learning the background
-    assert not [i.key for i in campaigns if i.key.startswith(known)]
-    learned = [i for i in campaigns if i.opened_at >= warmup_end]
-    assert not [i.key for i in learned if str(i.fingerprint) == "client_version" and i.key in library]
-    assert not [i.key for i in learned if str(i.fingerprint) == "credentials" and set(i.key.split(", ")) <= dictionary]
+    recon = {c for commands in world.RECON_SETS for c in commands}
+    assert not [i.key for i in campaigns if str(i.fingerprint) == "client_version" and i.key in library]
+    assert not [i.key for i in campaigns if str(i.fingerprint) == "commands" and set(i.key.split(" ; ")) <= recon]
+    stock = [i for i in campaigns if str(i.fingerprint) == "credentials" and set(i.key.split(", ")) <= dictionary]
+    assert all(i.opened_at < warmup_end and i.confidence == WARMUP_CONFIDENCE for i in stock), stock
     expected = {(e.key, e.qualifier) for entity in truth.entities for e in entity.expect}
-    false = [i for i in learned if (i.key, str(i.fingerprint)) not in expected]
-    assert len(false) <= 0.1 * len(learned), [(i.fingerprint, i.key) for i in false]
+    false = [i for i in campaigns if (i.key, str(i.fingerprint)) not in expected]
+    assert false, "the realistic background has look-alikes the warm-up cannot tell apart"
+    threshold = CorrelationConfig().export_min_confidence
+    # On this thin background (1 event/s, a sixth of the benchmark's) a public host can
+    # still be under the background threshold after the warm-up; its background count then
+    # lowers its confidence, mostly below the export threshold (measured: github.com 0.56,
+    # raw.githubusercontent.com 0.4). Full size: docs/correlation.md.
+    for i in false:
+        assert i.opened_at < warmup_end or i.keys[0].background > 0, (i.key, i.keys)
+    exported = [i for i in campaigns if i.confidence is not None and i.confidence >= threshold]
+    wrong = [i.key for i in exported if (i.key, str(i.fingerprint)) not in expected]
+    assert len(exported) >= 40 and len(wrong) <= 0.1 * len(exported), wrong
 
 
 def test_known_research_scanners_open_no_multi_sensor_or_campaign_incident(tmp_path: Path) -> None:
