@@ -29,7 +29,7 @@ from honeyatlas.sources.idempotency import IdempotencyStore
 from honeyatlas.store import Receipts
 from honeyatlas.web.access import OPEN, AccessPolicy
 from honeyatlas.web.api import WebContext, api_routes, ops_routes
-from honeyatlas.web.errors import EXCEPTION_HANDLERS
+from honeyatlas.web.errors import EXCEPTION_HANDLERS, refuse_nul
 from honeyatlas.web.incidents import incident_routes
 from honeyatlas.web.live import live_route
 from honeyatlas.web.login import login_routes
@@ -118,12 +118,15 @@ def _litestar(handlers: list[BaseRouteHandler], access: AccessPolicy) -> Litesta
         guards=[access.guard],
         before_send=[access.before_send],
         exception_handlers=EXCEPTION_HANDLERS,  # store errors: 503 with the reason (web/errors.py)
+        before_request=refuse_nul,  # 400: no stored value holds a NUL (web/errors.py)
         openapi_config=OpenAPIConfig(
             title="honeyatlas",
             version=__version__,
             description="Central service for honeypot and IDS streams: ingest, query, live map.",
             # The document is open: it describes routes, not data (and the fuzz tests read it).
-            openapi_router=Router(path="/api/v1", route_handlers=[], opt=OPEN),
+            # Its own routes (/api/v1, /api/v1/{path}: an HTML 404 for anything else) are
+            # left out of the document: they serve it, they are not the API.
+            openapi_router=Router(path="/api/v1", route_handlers=[], opt=OPEN, include_in_schema=False),
             render_plugins=[JsonRenderPlugin()],
         ),
         debug=False,
