@@ -25,7 +25,7 @@ import {
   showDemoBanner,
   showSummary,
 } from "./panels.js";
-import { fetchJSON, onUnauthorized, poll } from "./poll.js";
+import { fetchJSON, onUnauthorized, poll, pollWith } from "./poll.js";
 import { profileRoute, showProfile } from "./profile.js";
 import { Replay } from "./replay.js";
 import { Selection } from "./selection.js";
@@ -340,6 +340,23 @@ function startMap(audience) {
     showChoropleth();
   }
 
+  /**
+   * The live summary. Unfiltered: the server's own (counts for 1 m / 1 h / 24 h, top of
+   * 24 h). Filtered: a filtered summary is one window's total, so the three counters are
+   * three windows ending now, the top lists those of the 24 hours.
+   */
+  async function liveSummary() {
+    if (!analyst || view.filters.length === 0) return fetchJSON(`/api/v1/stats/summary?top=${SUMMARY_TOP}`);
+    const now = Date.now();
+    const last = (seconds, top) => {
+      const query = apiParams(view, [new Date(now - seconds * 1000), new Date(now)]);
+      query.set("top", String(top));
+      return fetchJSON(`/api/v1/stats/summary?${query}`);
+    };
+    const [minute, hour, day] = await Promise.all([last(60, 1), last(3600, 1), last(86400, SUMMARY_TOP)]);
+    return { ...day, counts: { "1m": minute.total, "1h": hour.total, "24h": day.total } };
+  }
+
   function showChoropleth() {
     const rows = lastSummary?.top?.countries;
     map.setChoropleth(view.choropleth && Array.isArray(rows) ? new Map(rows.map((row) => [row.key, row.count])) : null);
@@ -462,15 +479,10 @@ function startMap(audience) {
 
   applyView(view);
   new LiveStream(liveURL(), { onMessage: dispatch, onState: showConnection }).start();
-  summaryPoll = poll(
-    () => {
-      const query = analyst ? apiParams(view) : new URLSearchParams();
-      query.set("top", String(SUMMARY_TOP));
-      return `/api/v1/stats/summary?${query}`;
-    },
-    POLL_MS,
-    { onData: (body) => isHistory(view) && analyst && !view.kiosk ? null : summaryShown(body), onError: reportPollError },
-  );
+  summaryPoll = pollWith(liveSummary, POLL_MS, {
+    onData: (body) => (isHistory(view) && analyst && !view.kiosk ? null : summaryShown(body)),
+    onError: reportPollError,
+  });
   if (analyst) {
     poll("/api/v1/sensors", POLL_MS, { onData: showSensors, onError: reportPollError });
     poll(`/api/v1/incidents?status=open&limit=${INCIDENT_POLL_LIMIT}`, INCIDENT_POLL_MS, {

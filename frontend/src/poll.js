@@ -29,7 +29,12 @@ export async function fetchJSON(url, { signal } = {}) {
  * and the performance.now() at which its request was sent. Returns {stop, now}: now()
  * asks again at once (the view changed), and an answer to an older URL is dropped.
  */
-export function poll(url, intervalMs, { onData, onError }) {
+export function poll(url, intervalMs, handlers) {
+  return pollWith(() => fetchJSON(typeof url === "function" ? url() : url), intervalMs, handlers);
+}
+
+/** poll() of anything that answers with a promise (several requests that make one answer). */
+export function pollWith(load, intervalMs, { onData, onError }) {
   let timer = null;
   let stopped = false;
   let generation = 0;
@@ -38,7 +43,7 @@ export function poll(url, intervalMs, { onData, onError }) {
     const mine = ++generation;
     const requestedAt = performance.now();
     try {
-      const body = await fetchJSON(typeof url === "function" ? url() : url);
+      const body = await load();
       if (mine === generation && !stopped) onData(body, requestedAt);
     } catch (error) {
       if (mine === generation) onError(error);

@@ -188,6 +188,12 @@ def test_a_click_on_a_country_filters_to_it(watched, seeded: Seeded) -> None:  #
     page.mouse.click(x, y)
     assert query_of(page) == {"country": ["BR"]}
     assert chips(page) == [("country", "BR")]
+    # the counters count the view: the Brazilian events of the last 24 hours, none in the last minute
+    brazil = seeded.total(range="24h", country="BR")
+    assert 0 < brazil < seeded.total(range="24h")
+    page.wait_for_function(f"() => document.querySelector('#count-24h').textContent === '{brazil}'", timeout=15_000)
+    assert page.locator("#count-1m").text_content() == "0"
+    assert page.locator("#top-countries li").evaluate_all("items => items.map(i => i.dataset.key)") == ["BR"]
 
     # live mode applies the filter to the stream: a US source is left out, a Brazilian one shown
     shown = page.evaluate("() => window.__honeyatlas.liveShown")
