@@ -374,3 +374,46 @@ async def test_a_full_pipeline_stops_reading_from_the_publisher(tmp_path: Path) 
         writer.transport.abort()
     finally:
         stop()
+
+
+async def test_rotated_secret_both_work_during_the_grace_and_revocation_cuts_a_live_publisher(
+    running: RunningServer, on_server: OnServer, endpoint: HpfeedsEndpoint
+) -> None:
+    ident, old_secret = hpfeeds_sensor(running, "rot-01", "cowrie")
+    registry = running.service.registry
+    _, new_secret = registry.rotate("rot-01", grace_seconds=3600)
+    assert new_secret is not None and new_secret != old_secret
+    for secret in (new_secret, old_secret):  # the new one, and the old one while the grace lasts
+        await publish_all(endpoint.port, ident, secret, "cowrie.sessions", COWRIE_SESSIONS[:1])
+    await on_server.until(lambda: _stored(on_server, "rot-01", 2))
+
+    reader, writer = await _logged_in(endpoint.port, ident, new_secret)
+    writer.write(reference.msgpublish(ident, "cowrie.sessions", COWRIE_SESSIONS[1]))
+    await writer.drain()
+    await on_server.until(lambda: _stored(on_server, "rot-01", 3))
+    registry.revoke("rot-01")  # as `honeyatlas sensor revoke` does from another process
+    async with asyncio.timeout(10):
+        assert await reader.read(1024) == b""  # the server closed the live connection
+    assert await on_server.total("honeyatlas_requests_refused_total", reason="sensor_revoked") == 1
+    writer.close()
+    for secret in (new_secret, old_secret):  # and a revoked sensor cannot log in again
+        reader, writer = await _logged_in(endpoint.port, ident, secret)
+        async with asyncio.timeout(10):
+            assert b"Authentication failed" in await reader.read(1024)
+        writer.close()
+
+
+async def _logged_in(port: int, ident: str, secret: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw connection that has read OP_INFO and sent OP_AUTH."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    info = reference.Unpacker()
+    info.feed(await reader.read(1024))
+    _, payload = next(iter(info))
+    _, nonce = reference.readinfo(payload)
+    writer.write(reference.msgauth(nonce, ident, secret))
+    await writer.drain()
+    return reader, writer
+
+
+async def _stored(on_server: OnServer, sensor: str, count: int) -> bool:
+    return len(await on_server.events(sensor)) >= count

@@ -6,7 +6,9 @@ OP_AUTH first (`SHA1(nonce ‖ secret)`, checked against the sensor registry in 
 then publishes. Every refusal uses the reference broker's exact OP_ERROR text, closes the
 connection and is counted in `honeyatlas_requests_refused_total{source="hpfeeds",reason}`.
 Subscribing is refused: this endpoint only ingests (`sources/hpfeeds_subscriber.py` reads
-from an existing broker instead).
+from an existing broker instead). After `honeyatlas sensor rotate` both the new secret and the
+replaced one log in until the grace ends; `honeyatlas sensor revoke` also ends the sensor's
+open connections within about a second (`reason="sensor_revoked"`).
 
 Delivery: best-effort. hpfeeds has no acknowledgement, so a publisher never learns whether
 a message was stored; messages in a batch not yet handed to the store are lost if the
@@ -58,9 +60,11 @@ from honeyatlas.sources.hpfeeds_protocol import (
 )
 from honeyatlas.sources.limits import AddressLimiter
 from honeyatlas.store.registry import ANY_CHANNEL
+from honeyatlas.tasks import cancel_and_wait
 
 SOURCE = "hpfeeds"
 READ_CHUNK_BYTES = 64 * 1024
+REVOCATION_CHECK_SECONDS = 1.0
 log = logging.getLogger(__name__)
 
 DEFAULT_CHANNEL_FORMATS: dict[str, str] = {
@@ -273,6 +277,8 @@ class HpfeedsEndpoint:
         self._batch_limits = (max_batch_records, max_batch_bytes, max_batch_delay_seconds)
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._sensors: dict[asyncio.Task[None], str] = {}  # authenticated connections: whose
+        self._watch: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -295,9 +301,12 @@ class HpfeedsEndpoint:
         except OSError as exc:
             raise OSError(f"hpfeeds: cannot listen on {self._host}:{self._port}: {exc.strerror}") from exc
         log.info("hpfeeds endpoint listening on %s:%d%s", self._host, self.port, " (TLS)" if self._ssl else "")
+        self._watch = asyncio.create_task(self._close_revoked(), name="hpfeeds-revocations")
 
     async def stop(self) -> None:
         """Stop accepting, end every connection after storing what it already sent."""
+        await cancel_and_wait(self._watch)
+        self._watch = None
         if self._server is not None:
             self._server.close()
         tasks = list(self._connections)
@@ -343,6 +352,7 @@ class HpfeedsEndpoint:
                 await batcher.flush(final=True)
             finally:
                 self._connections.discard(task)
+                self._sensors.pop(task, None)
                 self._per_address.release(slot)
                 await _close(writer)
 
@@ -364,6 +374,9 @@ class HpfeedsEndpoint:
         if not isinstance(first, Auth):
             raise _Refused("first_message_not_auth", "First message was not AUTH")
         sensor, channels = self._authenticate(first, nonce)
+        task = asyncio.current_task()
+        if task is not None:
+            self._sensors[task] = sensor.name
         ident = first.ident
         while True:
             deadline = batcher.deadline()
@@ -392,14 +405,30 @@ class HpfeedsEndpoint:
                 raise _Refused("unexpected_message")
 
     def _authenticate(self, auth: Auth, nonce: bytes) -> tuple[Sensor, list[str]]:
-        found = self._registry.hpfeeds_credentials(auth.ident)
+        # The current secret and, while `sensor rotate`'s grace lasts, the one it replaced.
+        found = self._registry.hpfeeds_secrets(auth.ident)
         # The same work whether or not the ident exists.
-        secret = found[1] if found is not None else secrets.token_urlsafe(24)
-        expected = auth_digest(nonce, secret)
-        if not hmac.compare_digest(expected, auth.digest) or found is None or len(auth.digest) != DIGEST_BYTES:
+        accepted = found[1] if found is not None else [secrets.token_urlsafe(24)]
+        matches = [hmac.compare_digest(auth_digest(nonce, secret), auth.digest) for secret in accepted]
+        if not any(matches) or found is None or len(auth.digest) != DIGEST_BYTES:
             raise _Refused("auth_failed", f"Authentication failed for {auth.ident}")
         sensor, _, channels = found
         return sensor, channels
+
+    async def _close_revoked(self) -> None:
+        """End the connections of sensors revoked since they logged in: checked every
+        REVOCATION_CHECK_SECONDS (a cached registry read per connected sensor), so a
+        `honeyatlas sensor revoke` cuts a live publisher within about a second, plus the
+        registry cache's age in a cluster (`storage.registry_cache_seconds`)."""
+        while True:
+            await asyncio.sleep(REVOCATION_CHECK_SECONDS)
+            for task, name in list(self._sensors.items()):
+                current = self._registry.get(name)
+                if current is None or current.revoked:
+                    self._refused("sensor_revoked")
+                    log.warning("hpfeeds: sensor %r revoked: closing its connection", name)
+                    self._sensors.pop(task, None)
+                    task.cancel()
 
     def _publish(
         self, message: Publish, ident: str, sensor: Sensor, channels: list[str], batcher: PayloadBatcher
