@@ -171,8 +171,8 @@ export class IncidentList {
     this.list.replaceChildren(this.empty);
   }
 
-  /** Show `incidents` (newest first, already cut) out of `total` open ones. */
-  render(incidents, total, selectedId) {
+  /** Show `incidents` (newest first, already cut) out of `total` (`noun`: "open", or "in window"). */
+  render(incidents, total, selectedId, noun = "open") {
     const wanted = incidents.slice(0, this.maxItems);
     const keep = new Set(wanted.map((incident) => incident.id));
     for (const id of this.items.keys()) if (!keep.has(id)) this.items.delete(id);
@@ -183,7 +183,7 @@ export class IncidentList {
       this.list.replaceChildren(...nodes);
       if (focused && focused !== document.activeElement && this.list.contains(focused)) focused.focus();
     }
-    this.count.textContent = total > wanted.length ? `${wanted.length} of ${total} open` : `${total} open`;
+    this.count.textContent = total > wanted.length ? `${wanted.length} of ${total} ${noun}` : `${total} ${noun}`;
     this.stats.incidentsShown = wanted.length;
   }
 

@@ -123,7 +123,8 @@ function startMap(audience) {
   const locator = new SourceLocator();
   const book = new IncidentBook();
   const incidentList = new IncidentList(byId("incidents"), byId("incident-count"), {
-    onSelect: (id) => selection.toggle(id),
+    // an incident of a past window may be closed and unknown here: its own page shows it
+    onSelect: (id) => (book.get(id) ? selection.toggle(id) : window.location.assign(`/incidents/${encodeURIComponent(id)}`)),
     now: serverNow,
     stats,
   });
@@ -159,6 +160,7 @@ function startMap(audience) {
   let demoEvents = false; // sticky: one demo event marks this screen as demo
   let clockSkewMs = 0; // server clock minus this one, for the ages of incidents
   let lastSummary = null;
+  let windowIncidents = null; // history mode: the incidents active in the window, else null (the open ones)
   let summaryPoll = null; // the pollers start after the first view is applied
   let timelinePoll = null;
 
@@ -267,7 +269,8 @@ function startMap(audience) {
   }
 
   function showIncidents() {
-    incidentList.render(book.newest(incidentList.maxItems), book.size, selection.id);
+    if (windowIncidents) incidentList.render(windowIncidents, windowIncidents.length, selection.id, "in window");
+    else incidentList.render(book.newest(incidentList.maxItems), book.size, selection.id);
   }
 
   /** Incident values that were news: the list changes, and so may the selected one. */
@@ -387,6 +390,8 @@ function startMap(audience) {
     if (history) loadHistory(span);
     else {
       stats.historyTotal = null;
+      windowIncidents = null;
+      showIncidents();
       table.clear();
       replay.reset(null, null);
       timeline.setMarker(null);
@@ -408,17 +413,33 @@ function startMap(audience) {
     const histogramQuery = new URLSearchParams(params);
     histogramQuery.set("bucket_seconds", String(bucketSeconds(span[0], span[1])));
     histogramQuery.set("by_kind", "true");
-    const [summary, histogram] = await Promise.allSettled([
+    const [summary, histogram, incidents] = await Promise.allSettled([
       fetchJSON(`/api/v1/stats/summary?${summaryQuery}`),
       fetchJSON(`/api/v1/stats/histogram?${histogramQuery}`),
+      fetchJSON(`/api/v1/incidents?${incidentQuery(span)}`),
     ]);
     if (request !== historyRequest) return;
+    if (incidents.status === "fulfilled") {
+      windowIncidents = Array.isArray(incidents.value?.incidents) ? incidents.value.incidents : [];
+      showIncidents();
+    } else reportPollError(incidents.reason);
     if (summary.status === "fulfilled") {
       summaryShown(summary.value);
       stats.historyTotal = Number.isFinite(summary.value?.total) ? summary.value.total : null;
     } else reportPollError(summary.reason);
     if (histogram.status === "fulfilled") timeline.show(histogram.value);
     else reportPollError(histogram.reason);
+  }
+
+  /**
+   * The incidents of a window: those active in it, of the view's sensors and sources.
+   * The other filters describe events (the incidents route reads `kind` as the incident's).
+   */
+  function incidentQuery(span) {
+    const query = new URLSearchParams({ since: span[0].toISOString(), until: span[1].toISOString() });
+    for (const [key, value] of view.filters) if (key === "sensor" || key === "src_ip") query.append(key, value);
+    query.set("limit", String(incidentList.maxItems));
+    return query;
   }
 
   function showReplay(state) {

@@ -167,6 +167,14 @@ def test_opening_a_url_with_filters_restores_the_same_view(watched, seeded: Seed
                            timeout=10_000)
     sensors = {text for text in page.locator("#events-body .e-sensor").all_text_contents()}
     assert sensors == {"fra-1"}
+    # the incidents of the window and sensor, not the open ones of now
+    incidents = httpx.get(f"{seeded.server.url}api/v1/incidents",
+                          params={"since": since, "until": until, "sensor": "fra-1", "limit": 50}).json()["incidents"]
+    assert incidents
+    page.wait_for_function(f"() => document.querySelector('#incident-count').textContent === '{len(incidents)} in window'",
+                           timeout=10_000)
+    shown = page.locator("#incidents li.incident-item").evaluate_all("items => items.map(i => i.dataset.id)")
+    assert shown == [incident["id"] for incident in incidents]
 
     # newest first, then oldest first by the time header (order=asc)
     times = page.locator("#events-body .e-time").all_text_contents()
