@@ -5,9 +5,9 @@ docs/reliability.md ("Faults") lists each fault with the test here that proves i
 A full disk is produced for real: a 32 MiB tmpfs mounted for the test (needs root; the test
 is skipped otherwise, and `test_a_floor_above_the_free_space_refuses_ingest` covers the
 refusal path anywhere by setting the floor above the free space instead). A read-only store
-cannot be produced under a file the server holds open (remounting read-only answers EBUSY,
-and root ignores file modes), so the store's write failure is produced by ENOSPC: the same
-path (a commit fails, the sender gets 503, the fault shows, the next commit clears it).
+is produced with the immutable flag on an ext4 loop mount (root again): remounting read-only
+answers EBUSY while the server holds the file open for writing, and root ignores file
+modes, but `chattr +i` binds root and the descriptors already open.
 """
 
 from __future__ import annotations
@@ -183,6 +183,57 @@ def test_a_full_disk_fails_the_commit_with_503_and_the_store_recovers(small_disk
         report = health(server)
         assert report["status"] == "ok" and "store" not in report["faults"]
         assert stored_count(server) == len(records) + 3000
+    finally:
+        stop()
+
+
+@pytest.fixture
+def ext4_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 MiB ext4 file system on a loop device (tmpfs has no immutable flag), unmounted
+    afterwards; the immutable flags a test set are cleared first."""
+    image, mount = tmp_path / "ext4.img", tmp_path / "ext4"
+    mount.mkdir()
+    with image.open("wb") as out:
+        out.truncate(64 * MIB)
+    if os.geteuid() != 0 or not shutil.which("mkfs.ext4") or not shutil.which("chattr") or any(
+        subprocess.run(command, capture_output=True).returncode != 0
+        for command in (["mkfs.ext4", "-q", "-F", str(image)], ["mount", "-o", "loop", str(image), str(mount)])
+    ):
+        pytest.skip("an ext4 loop mount needs root, mkfs.ext4 and chattr")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["chattr", "-R", "-i", str(mount)], capture_output=True, check=False)
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_read_only_store_answers_503_and_recovers_when_writable(ext4_disk: Path) -> None:
+    """The store's files made unwritable under the running server (`chattr +i`, which binds
+    root too and applies to the files it already holds open): commits fail with EPERM, the
+    sender gets 503, health and /metrics show the store's fault; writable again, the next
+    batch commits without a restart and the fault clears (DuckDB needs no reopening)."""
+    data = ext4_disk / "data"
+    server, stop = start_server(data, storage={"min_free_disk_mib": 0})
+    try:
+        token = server.add_sensor("ro-01")
+        records = cowrie_records_with_public_sources(recent=True)
+        assert post(server, token, ndjson(records)).status_code == 200
+        store_files = sorted(str(path) for path in data.glob("events.duckdb*"))
+        assert any(name.endswith(".wal") for name in store_files)  # the log a commit appends to
+        subprocess.run(["chattr", "+i", *store_files], check=True)
+
+        failed = post(server, token, ndjson(records))
+        assert failed.status_code == 503 and "Retry-After" in failed.headers
+        assert "Operation not permitted" in failed.json()["error"]
+        report = health(server)
+        assert report["status"] == "degraded" and "Operation not permitted" in report["faults"]["store"]
+        assert metric(server, "honeyatlas_store_write_failures_total") >= 1
+        assert metric(server, "honeyatlas_faults", component="store") == 1
+
+        subprocess.run(["chattr", "-i", *store_files], check=True)
+        assert post(server, token, ndjson(records)).status_code == 200
+        assert "store" not in health(server)["faults"]
+        assert stored_count(server) == 2 * len(records)
     finally:
         stop()
 
