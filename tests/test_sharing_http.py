@@ -3,13 +3,16 @@ events name only shareable addresses; real cowrie records from three sensors."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
+from honeyatlas.config import CorrelationConfig
 from honeyatlas.incident import IncidentKind
 from honeyatlas.share import parse_ioc_csv, parse_ioc_json
+from honeyatlas.sources.simulate import SimulationOptions, plan_simulation, world, write_simulation
 from honeyatlas.store import IncidentQuery
 from tests.conftest import ServerStarter
 from tests.share.test_stix import validate
@@ -143,5 +146,51 @@ def test_exports_take_only_campaigns_at_or_above_the_confidence_threshold(start_
         groupings = [o for o in bundle["objects"] if o["type"] == "grouping" and "campaign" in o["labels"]]
         assert sorted(g["confidence"] for g in groupings) == [25, 70]
         assert httpx.get(f"{server.url}api/v1/incidents/{early['id']}/misp").status_code == 200
+    finally:
+        stop()
+
+
+def test_research_scanners_of_the_realistic_background_are_in_no_incident_and_no_export(
+        start_on_backend: ServerStarter, tmp_path: Path) -> None:
+    """The realistic scenario (thin background) through a real server, its research scanners'
+    network listed: they reach every sensor, yet no multi-sensor or campaign incident names
+    them, their scans are not exported, and neither the IoC feed, STIX nor MISP names them;
+    every campaign STIX carries is at or above the confidence threshold."""
+    settings = CorrelationConfig(benign_networks=[world.RESEARCH_NETWORK])
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=4)
+    options = SimulationOptions(scenario="realistic", rate_events_per_second=0.3, start=start)
+    plan = plan_simulation(options, settings)
+    truth = write_simulation(plan, tmp_path / "trace")
+    scanners = {s for e in truth.entities if e.plant == "research_scanner" for s in e.sources}
+    assert len(scanners) == 3 and all(len(e.sensors) == len(plan.sensors)
+                                      for e in truth.entities if e.plant == "research_scanner")
+    lines = [json.loads(line) for line in (tmp_path / "trace" / "trace.jsonl").read_text().splitlines()]
+    window = {"since": (start - timedelta(hours=1)).isoformat(), "until": datetime.now(UTC).isoformat()}
+    server, stop = start_on_backend(tmp_path / "data", correlation={"benign_networks": [world.RESEARCH_NETWORK]})
+    try:
+        tokens = {spec.name: server.add_sensor(spec.name, honeypot=spec.honeypot) for spec in plan.sensors}
+        batch: dict[str, list[dict]] = {}
+        # ten minutes at a time (ISO time to the tens of minutes), each sensor's records of them in one request
+        for n, line in enumerate(lines):
+            batch.setdefault(line["sensor"], []).append(line["record"])
+            if n + 1 == len(lines) or lines[n + 1]["record"]["ts"][:15] != line["record"]["ts"][:15]:
+                for sensor, records in batch.items():
+                    assert post(server, tokens[sensor], ndjson(records), fmt="event").status_code == 200
+                batch = {}
+        server.run(server.service.sink.save_incidents())
+        stored = server.run(server.service.store.query_incidents(IncidentQuery(limit=10_000)))
+        naming = [i for i in stored if scanners & ({i.key} | set(i.sources))]
+        assert naming and {str(i.kind) for i in naming} == {"horizontal_scan"}  # their scans are real
+        assert any(i.kind is IncidentKind.CAMPAIGN for i in stored)
+        for incident in naming[:3]:
+            for route in ("stix", "misp"):
+                assert httpx.get(f"{server.url}api/v1/incidents/{incident.id}/{route}").status_code == 404
+        rows = parse_ioc_json(httpx.get(f"{server.url}api/v1/iocs", params=window).raise_for_status().content)
+        assert rows and not scanners & {row.ip for row in rows}
+        bundle = httpx.get(f"{server.url}api/v1/stix", params=window).raise_for_status().json()
+        validate(bundle)
+        assert not [s for s in scanners if s in json.dumps(bundle)]
+        campaigns = [o for o in bundle["objects"] if o["type"] == "grouping" and "campaign" in o["labels"]]
+        assert campaigns and all(g["confidence"] >= 100 * settings.export_min_confidence for g in campaigns)
     finally:
         stop()

@@ -56,6 +56,13 @@ def by_key(incidents: list[Incident]) -> dict[tuple[str, str], tuple[frozenset[s
     return {key: (frozenset(se), frozenset(so), len(ids)) for key, (se, so, ids) in merged.items()}
 
 
+def why(incidents: list[Incident], keys: set[tuple[str, str]]) -> dict[str, tuple]:
+    """Per campaign key: its latest confidence and which keys it matched (not how many
+    sources each had when it counted: a batch reaches a keyed stage in another order)."""
+    return {i.key: (i.confidence, {(str(k.fingerprint), k.value) for k in i.keys})
+            for i in incidents if str(i.kind) == "campaign" and ("campaign", i.key) in keys}
+
+
 def partition(text: str | None) -> int:
     return partition_of(text, PARTITIONS)
 
@@ -90,9 +97,13 @@ def test_split_detectors_find_what_one_correlator_finds(events: list[Event], wor
     trace: none with 2 workers, 1 with 4; docs/correlation.md): opened in the warm-up, so
     with the warm-up's low confidence, kept out of exports. Nothing else may differ."""
     settings = load_config(environ={}).correlation
-    one = by_key(Correlator(settings).observe(events))
+    alone = Correlator(settings).observe(events)
+    one = by_key(alone)
     found = split_run(events, workers_of(workers, settings))
     split = by_key(found)
+    # why each campaign opened (its keys, their rarity) and its confidence: the same, since
+    # the pairs' state lives with the first key in the keyed stage
+    assert why(found, set(one)) == why(alone, set(one))
     assert len(one) > 50
     assert {kind for kind, _ in one} >= {"multi_sensor", "campaign", "epidemic"}
     assert {key: split[key] for key in one if key in split} == one  # nothing missing, same members
