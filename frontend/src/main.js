@@ -178,9 +178,7 @@ function startMap(audience) {
     const width = window.innerWidth;
     const height = window.innerHeight;
     const edge = (id, side) => {
-      const node = byId(id);
-      if (node.offsetParent === null && getComputedStyle(node).position !== "fixed") return null;
-      const box = node.getBoundingClientRect();
+      const box = byId(id).getBoundingClientRect(); // all zeros when hidden
       return box.width > 0 && box.height > 0 ? box[side] : null;
     };
     const left = edge("side-left", "right") ?? 0;
