@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from honeyatlas.config import load_config
+from honeyatlas.enrichment.sensors import SensorSettings
 from honeyatlas.service import Service
 from tests import auth
 
@@ -54,8 +55,12 @@ class RunningServer:
         """The Authorization header of this server's test reader (for WebSocket and httpx)."""
         return auth.headers_for(self.url)
 
-    def add_sensor(self, name: str, honeypot: str = "cowrie", location: tuple[float, float] = (50.11, 8.68)) -> str:
-        _, token = self.service.registry.add(name, honeypot=honeypot, lat=location[0], lon=location[1])
+    def add_sensor(self, name: str, honeypot: str = "cowrie", location: tuple[float, float] = (50.11, 8.68),
+                   syslog_from: tuple[str, ...] = ()) -> str:
+        """Register a sensor; `syslog_from`: the addresses its syslog HOSTNAME is believed from."""
+        settings = SensorSettings(syslog_sources=syslog_from) if syslog_from else None
+        _, token = self.service.registry.add(name, honeypot=honeypot, lat=location[0], lon=location[1],
+                                             settings=settings)
         return token
 
 

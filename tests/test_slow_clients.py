@@ -207,7 +207,7 @@ def test_a_slowloris_leaves_the_map_and_every_sensor_served(guarded: RunningServ
     server = guarded
     token = server.add_sensor("slow-http-01")
     ident, secret = hpfeeds_sensor(server, "slow-hpfeeds-01", "cowrie")
-    server.add_sensor("slow-syslog-01")
+    server.add_sensor("slow-syslog-01", syslog_from=("127.0.0.0/8",))
     records = cowrie_records_with_public_sources(recent=True)
     header_timeouts = timed_out(server, "http", "header")
     with Slowloris(host_port(server), ATTACKERS, HTTP_CAP) as attack:
@@ -298,7 +298,7 @@ def test_hpfeeds_refuses_the_connection_over_its_cap_per_address(guarded: Runnin
 
 def test_syslog_refuses_the_connection_over_its_cap_per_address(guarded: RunningServer) -> None:
     server, source = guarded, "127.0.0.53"
-    server.add_sensor("cap-syslog-01")
+    server.add_sensor("cap-syslog-01", syslog_from=("127.0.0.0/8",))
     before = refused(server, "syslog")
     accepted = counter(server, "honeyatlas_events_accepted_total", source="syslog")
     held = [dial(syslog_address(server), source) for _ in range(SOURCE_CAP)]

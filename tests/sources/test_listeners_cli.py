@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.auth import grant_in
 from tests.conftest import SAMPLES
 
 HONEYATLAS = [sys.executable, "-m", "honeyatlas"]
@@ -35,6 +36,7 @@ def test_serve_flags_start_hpfeeds_and_syslog(tmp_path: Path) -> None:
     try:
         assert server.stdout is not None
         url = server.stdout.readline().split("serving on ", 1)[1].split()[0]
+        grant_in(url, Path(data))  # a reader for the API (tests/auth.py)
         lines = [server.stdout.readline().strip(), server.stdout.readline().strip()]
         syslog_port = int(next(line for line in lines if line.startswith("syslog udp:")).rsplit(":", 1)[1])
         hpfeeds_port = int(next(line for line in lines if line.startswith("hpfeeds tcp:")).rsplit(":", 1)[1])

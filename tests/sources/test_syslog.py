@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from honeyatlas.enrichment.sensors import SensorSettings
 from honeyatlas.errors import HoneyatlasError, PipelineFull
 from honeyatlas.sources.syslog import SyslogLimits, SyslogListener, parse_listen, tls_server_context
 from tests import waiting
@@ -34,6 +35,7 @@ COWRIE_LINES = (SAMPLES / "cowrie.json").read_text().splitlines()
 CANARY_LINES = (SAMPLES / "opencanary.jsonl").read_text().splitlines()
 LOGIN_FAILED_CEF = next(line for line in CEF_LINES if "cowrie.login.failed" in line)
 HEADER_TIME = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
+LOOPBACK = ("127.0.0.1",)  # where the test senders are: the addresses their HOSTNAMEs are believed from
 SIGNATURE = ("kind", "action", "outcome", "src_ip", "src_port", "dst_port", "username", "command", "url")
 
 
@@ -108,7 +110,7 @@ def reference(server: RunningServer, name: str, lines: list[str]) -> list[tuple[
     """What the HTTP route stores for these records, under a sensor of its own (computed once)."""
     if name not in _reference:
         sensor = f"reference-{name}"
-        token = server.add_sensor(sensor)
+        token = server.add_sensor(sensor, syslog_from=LOOPBACK)
         response = httpx.post(f"{server.url}api/v1/ingest/auto", content="\n".join(lines).encode(),
                               headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 200, response.text
@@ -160,8 +162,8 @@ def closed_by_server(sock: socket.socket, timeout: float = 5) -> bool:
 
 def test_cowrie_cef_over_udp_in_rfc3164_and_rfc5424(server: RunningServer) -> None:
     expected = reference(server, "cef", CEF_LINES)
-    server.add_sensor("cef-udp-3164")
-    server.add_sensor("cef-udp-5424")
+    server.add_sensor("cef-udp-3164", syslog_from=LOOPBACK)
+    server.add_sensor("cef-udp-5424", syslog_from=LOOPBACK)
     with listening(server, "udp:127.0.0.1:0") as bound:
         send_udp(bound, [rfc3164("cef-udp-3164", line) for line in CEF_LINES])
         send_udp(bound, [rfc5424("cef-udp-5424", line, seq) for seq, line in enumerate(CEF_LINES)])
@@ -171,8 +173,8 @@ def test_cowrie_cef_over_udp_in_rfc3164_and_rfc5424(server: RunningServer) -> No
 
 def test_cowrie_cef_over_tcp_with_both_framings_in_one_stream(server: RunningServer) -> None:
     expected = reference(server, "cef", CEF_LINES)
-    server.add_sensor("cef-tcp-3164")
-    server.add_sensor("cef-tcp-5424")
+    server.add_sensor("cef-tcp-3164", syslog_from=LOOPBACK)
+    server.add_sensor("cef-tcp-5424", syslog_from=LOOPBACK)
     stream = b""
     for seq, line in enumerate(CEF_LINES):  # framing alternates message by message
         stream += octet(rfc5424("cef-tcp-5424", line, seq)) if seq % 2 else rfc3164("cef-tcp-3164", line) + b"\n"
@@ -189,7 +191,7 @@ def test_cowrie_cef_over_tcp_with_both_framings_in_one_stream(server: RunningSer
 def test_json_lines_over_tcp_and_udp(server: RunningServer) -> None:
     cowrie, canary = reference(server, "cowrie", COWRIE_LINES), reference(server, "canary", CANARY_LINES)
     for name in ("json-tcp-cowrie", "json-tcp-canary", "json-udp-cowrie", "json-udp-canary"):
-        server.add_sensor(name)
+        server.add_sensor(name, syslog_from=LOOPBACK)
     ignored_before = counter(server, "honeyatlas_records_ignored_total", source="syslog")
     with listening(server, "tcp:127.0.0.1:0") as tcp, listening(server, "udp:127.0.0.1:0") as udp:
         send_tcp(tcp, b"".join(octet(rfc5424("json-tcp-cowrie", line)) for line in COWRIE_LINES)
@@ -228,7 +230,7 @@ def test_python_syslog_handler_with_a_listener_sensor(server: RunningServer, soc
     expected = reference(server, "canary", CANARY_LINES)
     transport = "udp" if socktype == socket.SOCK_DGRAM else "tcp"
     sensor = f"pyhandler-{transport}"
-    server.add_sensor(sensor, honeypot="opencanary")
+    server.add_sensor(sensor, honeypot="opencanary", syslog_from=LOOPBACK)
     with listening(server, f"{transport}:127.0.0.1:0?sensor={sensor}") as bound:
         handler = logging.handlers.SysLogHandler(address=bound, socktype=socktype)
         handler.ident = "opencanaryd: "
@@ -240,7 +242,7 @@ def test_python_syslog_handler_with_a_listener_sensor(server: RunningServer, soc
 def test_python_syslog_handler_attributed_by_hostname(server: RunningServer, socktype: int) -> None:
     expected = reference(server, "cef", CEF_LINES)
     sensor = f"pyhandler-host-{'udp' if socktype == socket.SOCK_DGRAM else 'tcp'}"
-    server.add_sensor(sensor)
+    server.add_sensor(sensor, syslog_from=LOOPBACK)
     transport = "udp" if socktype == socket.SOCK_DGRAM else "tcp"
     with listening(server, f"{transport}:127.0.0.1:0") as bound:
         handler = logging.handlers.SysLogHandler(address=bound, socktype=socktype)
@@ -269,7 +271,7 @@ def self_signed(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_tls_listener(server: RunningServer, tmp_path: Path) -> None:
     expected = reference(server, "cef", CEF_LINES)
-    server.add_sensor("cef-tls")
+    server.add_sensor("cef-tls", syslog_from=LOOPBACK)
     cert, key = self_signed(tmp_path)
     client = ssl.create_default_context(cafile=str(cert))
     with listening(server, "tls:127.0.0.1:0", ssl_context=tls_server_context(str(cert), str(key))) as bound:
@@ -287,8 +289,8 @@ def test_tls_listener(server: RunningServer, tmp_path: Path) -> None:
 
 
 def test_unknown_and_revoked_senders_are_refused_and_counted(server: RunningServer) -> None:
-    server.add_sensor("known-01")
-    server.add_sensor("revoked-01")
+    server.add_sensor("known-01", syslog_from=LOOPBACK)
+    server.add_sensor("revoked-01", syslog_from=LOOPBACK)
     server.service.registry.revoke("revoked-01")
     before = refused(server, "unknown_sensor")
     rejected_before = counter(server, "honeyatlas_records_rejected_total", source="syslog")
@@ -303,8 +305,27 @@ def test_unknown_and_revoked_senders_are_refused_and_counted(server: RunningServ
     assert counter(server, "honeyatlas_records_rejected_total", source="syslog") == rejected_before
 
 
+def test_a_hostname_is_believed_only_from_the_sensors_own_addresses(server: RunningServer) -> None:
+    """Anyone who reaches the port can type a HOSTNAME: a sensor named in one is credited only
+    when the message comes from an address it may send syslog from."""
+    server.add_sensor("elsewhere-01", syslog_from=("192.0.2.0/24",))  # not where the sender is
+    server.add_sensor("unset-01")  # no syslog addresses at all
+    server.add_sensor("here-01", syslog_from=("127.0.0.0/8",))
+    before = refused(server, "address_not_allowed")
+    with listening(server, "udp:127.0.0.1:0") as bound:
+        send_udp(bound, [rfc3164("elsewhere-01", LOGIN_FAILED_CEF), rfc3164("unset-01", LOGIN_FAILED_CEF),
+                         rfc3164("here-01", LOGIN_FAILED_CEF)])
+        wait_until(lambda: len(events(server, "here-01")) == 1)
+        wait_until(lambda: refused(server, "address_not_allowed") == before + 2)
+    assert events(server, "elsewhere-01") == [] and events(server, "unset-01") == []
+    server.service.registry.configure("unset-01", SensorSettings(syslog_sources=("127.0.0.1",)))
+    with listening(server, "tcp:127.0.0.1:0") as bound:  # allowed now (the registry answers at once)
+        send_tcp(bound, rfc3164("unset-01", LOGIN_FAILED_CEF) + b"\n")
+        wait_until(lambda: len(events(server, "unset-01")) == 1)
+
+
 def test_a_json_listener_dead_letters_a_body_that_is_not_json(server: RunningServer) -> None:
-    server.add_sensor("badjson-01")
+    server.add_sensor("badjson-01", syslog_from=LOOPBACK)
     with listening(server, "tcp:127.0.0.1:0?format=cowrie&sensor=badjson-01") as bound:
         send_tcp(bound, rfc3164("anything", "this is not json") + b"\n" + rfc3164("anything", COWRIE_LINES[3]) + b"\n")
         wait_until(lambda: len(events(server, "badjson-01")) == 1)
@@ -342,7 +363,7 @@ SMALL = SyslogLimits(max_message_bytes=1024)
     ],
 )
 def test_framing_errors_close_that_connection_only(server: RunningServer, sensor: str, stream: bytes, reason: str) -> None:
-    server.add_sensor(sensor)
+    server.add_sensor(sensor, syslog_from=LOOPBACK)
     valid = octet(rfc3164(sensor, LOGIN_FAILED_CEF))
     before = refused(server, reason)
     with listening(server, "tcp:127.0.0.1:0", limits=SMALL) as bound:
@@ -360,7 +381,7 @@ def test_framing_errors_close_that_connection_only(server: RunningServer, sensor
 
 
 def test_binary_garbage_is_dead_lettered_and_the_listener_keeps_serving(server: RunningServer) -> None:
-    server.add_sensor("garbage-01")
+    server.add_sensor("garbage-01", syslog_from=LOOPBACK)
     garbage = bytes(range(256)) * 8
     rejected = lambda: counter(server, "honeyatlas_records_rejected_total", source="syslog")  # noqa: E731
     before = rejected()
@@ -382,7 +403,7 @@ def test_binary_garbage_is_dead_lettered_and_the_listener_keeps_serving(server: 
 
 
 def test_max_connections(server: RunningServer) -> None:
-    server.add_sensor("conn-01")
+    server.add_sensor("conn-01", syslog_from=LOOPBACK)
     message = octet(rfc3164("conn-01", LOGIN_FAILED_CEF))
     before = refused(server, "too_many_connections")
     with listening(server, "tcp:127.0.0.1:0", limits=SyslogLimits(max_connections=2)) as bound:
@@ -415,7 +436,7 @@ def test_idle_connections_are_closed(server: RunningServer) -> None:
 
 
 def test_stop_delivers_what_was_read(server: RunningServer) -> None:
-    server.add_sensor("stop-01")
+    server.add_sensor("stop-01", syslog_from=LOOPBACK)
     linger = SyslogLimits(batch_linger_seconds=30)  # the batch would wait far longer than the test
     with listening(server, "tcp:127.0.0.1:0", limits=linger) as bound:
         sock = socket.create_connection(bound, timeout=10)
@@ -456,7 +477,7 @@ class GatedPipeline:
 
 
 def test_tcp_backpressure_blocks_the_sender_and_loses_nothing(server: RunningServer) -> None:
-    server.add_sensor("bp-tcp")
+    server.add_sensor("bp-tcp", syslog_from=LOOPBACK)
     gate = GatedPipeline(server)
     login_failed = next(line for line in COWRIE_LINES if '"cowrie.login.failed"' in line)  # JSON: the fast adapter
     message = octet(rfc3164("bp-tcp", login_failed))
@@ -489,7 +510,7 @@ def test_tcp_backpressure_blocks_the_sender_and_loses_nothing(server: RunningSer
 
 
 def test_udp_drops_and_counts_when_the_pipeline_is_full(server: RunningServer) -> None:
-    server.add_sensor("bp-udp")
+    server.add_sensor("bp-udp", syslog_from=LOOPBACK)
     gate = GatedPipeline(server)
     dropped = lambda: counter(server, "honeyatlas_records_dropped_total", source="syslog", reason="pipeline_full")  # noqa: E731
     before = dropped()

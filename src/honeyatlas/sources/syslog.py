@@ -7,10 +7,13 @@ one `RawRecord` for the pipeline in the listener's format (default `auto`), batc
 `batch_linger_seconds` for a batch to fill.
 
 Sensor attribution: syslog carries no credentials, so the listener decides. With a
-listener-wide `sensor`, every message belongs to that registered sensor; otherwise the
-message's HOSTNAME must be the name of a registered, active sensor. Anything else is
-refused and counted (`honeyatlas_requests_refused_total{source="syslog",
-reason="unknown_sensor"}`); it is not dead-lettered, because a dead letter belongs to a
+listener-wide `sensor`, every message belongs to that registered sensor (the operator tied
+the port to it); otherwise the message's HOSTNAME must be the name of a registered, active
+sensor AND the message must come from an address the sensor may send syslog from
+(`honeyatlas sensor add|set NAME --syslog-from ADDRESS_OR_CIDR`): a HOSTNAME is text anyone
+who reaches the port can type. Anything else is refused and counted
+(`honeyatlas_requests_refused_total{source="syslog", reason="unknown_sensor"|
+"address_not_allowed"}`); it is not dead-lettered, because a dead letter belongs to a
 sensor and anyone who can reach the port could fill the store with them.
 
 Delivery, per transport:
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import re
 import ssl
@@ -138,6 +142,7 @@ class SyslogLimits(msgspec.Struct, frozen=True, kw_only=True):
 class _Received(msgspec.Struct, frozen=True):
     raw: bytes
     message: SyslogMessage
+    peer: str  # the sender's address: a HOSTNAME is believed only from the sensor's own
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -145,7 +150,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._listener = listener
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self._listener._datagram(data)
+        self._listener._datagram(data, addr[0])
 
     def error_received(self, exc: Exception) -> None:  # ICMP errors and the like: nothing to do
         log.debug("syslog UDP socket error: %s", exc)
@@ -181,7 +186,7 @@ class SyslogListener:
         self._connections: set[asyncio.Task[None]] = set()
         self._reading: set[asyncio.Task[None]] = set()  # connections waiting for bytes, not delivering
         self._udp: asyncio.DatagramTransport | None = None
-        self._udp_queue: deque[bytes] = deque()
+        self._udp_queue: deque[tuple[bytes, str]] = deque()  # (datagram, sender address)
         self._udp_wake = asyncio.Event()
         self._udp_batch_ready = asyncio.Event()
         self._udp_drainer: asyncio.Task[None] | None = None
@@ -282,6 +287,7 @@ class SyslogListener:
         sensors: dict[str, Sensor | None] = {}
         groups: dict[str, tuple[Sensor, list[RawRecord]]] = {}
         unknown: list[str | None] = []
+        strangers: list[tuple[str, str]] = []
         for received in batch:
             name = self.address.sensor or received.message.hostname
             if name is not None and name not in sensors:
@@ -291,8 +297,18 @@ class SyslogListener:
             if sensor is None:
                 unknown.append(name)
                 continue
+            if self.address.sensor is None and not _sent_by(sensor, received.peer):
+                strangers.append((sensor.name, received.peer))
+                continue
             records = groups.setdefault(sensor.name, (sensor, []))[1]
             records.append(self._record(len(records), received))
+        if strangers:
+            self._refuse("address_not_allowed", len(strangers))
+            self._warn(
+                "refused %d message(s) whose HOSTNAME names a sensor they were not sent from, e.g. %r from %s; "
+                "allow the address with `honeyatlas sensor set %s --syslog-from ADDRESS`",
+                len(strangers), strangers[0][0], strangers[0][1], strangers[0][0],
+            )
         if unknown:
             self._refuse("unknown_sensor", len(unknown))
             self._warn(
@@ -308,19 +324,20 @@ class SyslogListener:
             self._drop("store_error", len(records))
             log.error("syslog %s: %d message(s) of %s not stored: %s", self.address, len(records), sensor.name, exc)
 
-    def _parse(self, frames: Iterable[bytes]) -> list[_Received]:
-        return [_Received(frame, parse_message(frame)) for frame in frames]
+    @staticmethod
+    def _parse(frames: Iterable[bytes], peer: str) -> list[_Received]:
+        return [_Received(frame, parse_message(frame), peer) for frame in frames]
 
     # --- UDP ------------------------------------------------------------------------------
 
-    def _datagram(self, data: bytes) -> None:
+    def _datagram(self, data: bytes, peer: str) -> None:
         if len(data) > self._limits.max_message_bytes:
             self._refuse("oversize")
             return
         if len(self._udp_queue) >= self._limits.udp_queue_messages:
             self._drop("queue_full", 1)
             return
-        self._udp_queue.append(data)
+        self._udp_queue.append((data, peer))
         self._udp_wake.set()
         if len(self._udp_queue) >= self._limits.batch_max_messages:
             self._udp_batch_ready.set()
@@ -339,7 +356,7 @@ class SyslogListener:
             if queue:
                 self._udp_wake.set()
             try:
-                await self._deliver_udp(self._parse(batch))
+                await self._deliver_udp([_Received(data, parse_message(data), peer) for data, peer in batch])
             except Exception:  # a bug or a closed registry must not silence the port for good
                 log.exception("syslog %s: %d message(s) lost", self.address, len(batch))
                 self._drop("error", len(batch))
@@ -387,6 +404,7 @@ class SyslogListener:
         limits = self._limits
         loop = asyncio.get_running_loop()
         framer = TcpFramer(limits.max_message_bytes)
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         batch: list[_Received] = []
         idle_until = loop.time() + limits.idle_timeout_seconds
         flush_at: float | None = None
@@ -413,11 +431,11 @@ class SyslogListener:
                 finally:
                     self._reading.discard(task)
                 if data == b"":
-                    batch += self._parse(filter(None, [framer.close()]))
+                    batch += self._parse(filter(None, [framer.close()]), address)
                     break
                 if data is not None:
                     idle_until = loop.time() + limits.idle_timeout_seconds
-                    batch += self._parse(framer.feed(data))
+                    batch += self._parse(framer.feed(data), address)
                     if batch and flush_at is None:
                         flush_at = loop.time() + limits.batch_linger_seconds
                 if batch and (data is None or len(batch) >= limits.batch_max_messages):
@@ -452,3 +470,16 @@ class SyslogListener:
             except PipelineFull as exc:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, float(exc.retry_after_seconds), 1.0)
+
+
+def _sent_by(sensor: Sensor, peer: str) -> bool:
+    """Whether `peer` is one of the addresses or networks the sensor may send syslog from."""
+    if not sensor.syslog_sources or not peer:
+        return False
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in ipaddress.ip_network(network, strict=False) for network in sensor.syslog_sources)
