@@ -352,6 +352,8 @@ def test_truncated_http_bodies_are_refused_with_a_reason_and_counted(tmp_path: P
         with socket.create_connection((host, int(port))) as cut_body:  # Content-Length promised, not sent
             cut_body.sendall(f"POST /api/v1/ingest/cowrie HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
                              f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:100])
+        wait_until(lambda: metric(server, "honeyatlas_requests_refused_total", source="http", reason="body_incomplete")
+                   == 1, "the cut body to be counted")
         assert post(server, token, body).status_code == 200  # the route keeps serving
         assert len(events_of(server, "cut-01")) == 2 * len(records) - 1
     finally:

@@ -34,6 +34,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, post
+from litestar.exceptions import InternalServerException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
@@ -64,10 +65,14 @@ _decoder = msgspec.json.Decoder()  # for whole JSON-array bodies
 
 
 class BodyError(Exception):
-    def __init__(self, status: int, reason: str) -> None:
+    """A body refused with `status` and `reason`; `label` is the metric reason (default
+    `http_<status>`)."""
+
+    def __init__(self, status: int, reason: str, label: str | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.label = label or f"http_{status}"
 
 
 def decompress(body: bytes, max_bytes: int) -> bytes:
@@ -222,7 +227,7 @@ def ingest_route(
         try:
             body = await _read_body(request, max_body_bytes)
         except BodyError as exc:
-            metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason=f"http_{exc.status}")
+            metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason=exc.label)
             return _error(exc.status, exc.reason)
         if key is None or idempotency is None:
             return await _process(request, fmt, sensor, body)
@@ -278,7 +283,7 @@ def ingest_route(
             else:
                 records = _records_of(body, gzipped, pipeline.input_kind(fmt))
         except BodyError as exc:
-            metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason=f"http_{exc.status}")
+            metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason=exc.label)
             if exc.status == 400:  # kept as a dead letter (index -1: the whole body), capped by the pipeline
                 with contextlib.suppress(PipelineFull, HoneyatlasError):
                     await pipeline.ingest(source=SOURCE, fmt=fmt, sensor=sensor,
@@ -316,14 +321,19 @@ async def _read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
         raise too_large
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size <= limit:
-            chunks.append(chunk)
-        elif size > drain_limit:
-            break
-        else:
-            chunks.clear()
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size <= limit:
+                chunks.append(chunk)
+            elif size > drain_limit:
+                break
+            else:
+                chunks.clear()
+    except InternalServerException as exc:  # Litestar's "client disconnected prematurely"
+        # The connection ended inside the body (the client went away, or was closed at a
+        # deadline): nothing to store, nobody to answer; counted so that it is not silent.
+        raise BodyError(400, f"the body ended after {size} bytes: {exc.detail}", "body_incomplete") from exc
     if size > limit:
         raise too_large
     return b"".join(chunks)
