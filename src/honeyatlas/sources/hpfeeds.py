@@ -228,7 +228,8 @@ class MessageReader:
         self._decoder = decoder
 
     async def next(self, timeout: float | None) -> Message | None:
-        """The next message; None at end of stream; TimeoutError when nothing came in time."""
+        """The next message; None at end of stream; TimeoutError when nothing came in time;
+        ProtocolError for a broken frame, also one cut short by the end of the stream."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             message = self._decoder.next()
@@ -237,6 +238,7 @@ class MessageReader:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             data = await asyncio.wait_for(self._reader.read(READ_CHUNK_BYTES), remaining)
             if not data:
+                self._decoder.close()  # bytes left of a frame: ProtocolError, counted like any broken frame
                 return None
             self._decoder.feed(data)
 
