@@ -113,16 +113,16 @@ DUCKDB = SqlDialect(param="?", timestamp=naive_utc, in_network=_duckdb_in_networ
 POSTGRES = SqlDialect(param="%s", timestamp=lambda moment: moment, in_network=_postgres_in_network)
 
 
-def where(events: EventFilter, dialect: SqlDialect, *, window: bool = True) -> tuple[str, list[Any]]:
+def where(events: EventFilter, dialect: SqlDialect) -> tuple[str, list[Any]]:
     """The filter as one SQL condition on `events` and its parameters, in order ("TRUE" when
-    it restricts nothing). `window=False` leaves `since`/`until` to the caller."""
+    it restricts nothing)."""
     p = dialect.param
     conditions: list[str] = []
     params: list[Any] = []
-    if window and events.since is not None:
+    if events.since is not None:
         conditions.append(f"ts >= {p}")
         params.append(dialect.timestamp(events.since))
-    if window and events.until is not None:
+    if events.until is not None:
         conditions.append(f"ts < {p}")
         params.append(dialect.timestamp(events.until))
     for name, (column, bind) in _COLUMNS.items():

@@ -121,10 +121,6 @@ FILTERED = ("Takes the filter parameters (since, until, range, sensor, honeypot,
             "country, asn, src_ip; repeat one for any of), described in docs/api.md.")
 
 
-class _Truncated(Exception):
-    """The export reached its cap with events left."""
-
-
 class SensorView(msgspec.Struct):
     name: str
     honeypot: str
@@ -193,36 +189,27 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
         limit: Annotated[int, QueryParameter(ge=1, le=EXPORT_MAX_EVENTS)] = EXPORT_MAX_EVENTS,
     ) -> Stream:
         chosen = view.filter  # a bad value is a 400 before the stream starts
+        as_csv = format == "csv"
 
-        async def pages() -> AsyncIterator[list[Event]]:
-            """The view's events in pages, each read in a read slot of its own; then, if the cap
-            was reached, an empty page when nothing more matches, else None (truncated)."""
-            cursor, sent = None, 0
-            while sent < limit:
-                page = await ctx.reads.query_events(EventQuery(filter=chosen, order=order, cursor=cursor,
-                                                               limit=min(EXPORT_PAGE_EVENTS, limit - sent)))
-                if not page:
-                    return
-                yield page
-                sent += len(page)
-                cursor = (page[-1].ts, page[-1].id)
-            more = await ctx.reads.query_events(EventQuery(filter=chosen, order=order, cursor=cursor, limit=1))
-            if more:
-                raise _Truncated
+        async def read(cursor: tuple[datetime, str] | None, count: int) -> list[Event]:
+            return await ctx.reads.query_events(EventQuery(filter=chosen, order=order, cursor=cursor, limit=count))
 
         async def body() -> AsyncIterator[bytes]:
-            truncated = False
-            first = True
-            yield events_csv_head().encode() if format == "csv" else events_json_head(limit)
-            try:
-                async for page in pages():
-                    yield events_csv(page).encode() if format == "csv" else events_json(page, first)
-                    first = False
-            except _Truncated:
-                truncated = True
-            yield events_csv_tail(truncated, limit).encode() if format == "csv" else events_json_tail(truncated)
+            """Page by page, each page read in a read slot of its own (a long export never holds
+            one); at the cap, one more event read says whether the export was cut."""
+            yield events_csv_head().encode() if as_csv else events_json_head(limit)
+            cursor, sent = None, 0
+            while sent < limit:
+                page = await read(cursor, min(EXPORT_PAGE_EVENTS, limit - sent))
+                if not page:
+                    break
+                yield events_csv(page).encode() if as_csv else events_json(page, first=sent == 0)
+                sent += len(page)
+                cursor = (page[-1].ts, page[-1].id)
+            truncated = sent == limit and bool(await read(cursor, 1))
+            yield events_csv_tail(truncated, limit).encode() if as_csv else events_json_tail(truncated)
 
-        media = "text/csv; charset=utf-8" if format == "csv" else "application/json"
+        media = "text/csv; charset=utf-8" if as_csv else "application/json"
         return Stream(body(), media_type=media, headers={
             "X-Honeyatlas-Export-Limit": str(limit),
             "Content-Disposition": f'attachment; filename="honeyatlas-events.{format}"',
