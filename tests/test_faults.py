@@ -498,9 +498,6 @@ def test_a_broken_hpfeeds_frame_closes_its_connection_counted_and_the_broker_kee
     wait_until(lambda: len(events_of(server, "feed-02")) == 1, "the whole message to be stored")
 
 
-@pytest.mark.xfail(strict=True, reason="sources/hpfeeds.py MessageReader drops a frame cut by the end of the stream "
-                   "without a count: it should call Decoder.close() at EOF (hpfeeds_protocol.py), which raises "
-                   "ProtocolError -> refused protocol_error")
 def test_an_hpfeeds_frame_cut_by_the_end_of_the_stream_is_counted(hpfeeds_server: RunningServer) -> None:
     server = hpfeeds_server
     server.add_sensor("feed-01")
