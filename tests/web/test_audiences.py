@@ -237,3 +237,16 @@ def test_logout_ends_the_session(tmp_path: Path) -> None:
         assert httpx.get(f"{server.url}api/v1/events", headers=other).status_code == 200  # the other session lives on
     finally:
         stop()
+
+
+def test_health_shows_file_paths_to_admins_only(tmp_path: Path) -> None:
+    missing = tmp_path / "geo" / "GeoLite2-City.mmdb"  # a fault that names a file
+    server, stop = start_server(tmp_path / "data", geoip={"city_db_path": str(missing)})
+    try:
+        anonymous = httpx.get(f"{server.url}api/v1/health", headers={ANONYMOUS: "1"})
+        assert anonymous.status_code == 200 and anonymous.json()["status"] == "degraded"
+        assert str(tmp_path) not in anonymous.text and "<path>" in anonymous.text
+        admin = httpx.get(f"{server.url}api/v1/health")  # the test reader is an admin
+        assert str(missing) in admin.text
+    finally:
+        stop()

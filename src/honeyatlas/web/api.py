@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Container
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
 
 from honeyatlas import __version__, clock
+from honeyatlas.access import Role
 from honeyatlas.config import IngestConfig
 from honeyatlas.enrichment.sensors import SensorDirectory
 from honeyatlas.event import Event
@@ -330,9 +332,9 @@ def ops_routes(ctx: WebContext) -> list[BaseRouteHandler]:
     """Health and metrics: served by every role."""
 
     @get("/api/v1/health", tags=["ops"], opt=OPEN, summary="Liveness and component status")
-    async def health() -> dict[str, Any]:
+    async def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
         faults = ctx.faults()
-        return {
+        found = {
             "status": "degraded" if faults else "ok",
             "faults": faults,
             "version": __version__,
@@ -346,9 +348,27 @@ def ops_routes(ctx: WebContext) -> list[BaseRouteHandler]:
             "geoip": ctx.geoip_status() if ctx.geoip_status is not None else None,
             "formats": ctx.formats,
         }
+        principal = request.state.principal
+        # Open to anyone (load balancers): file paths (the data directory, GeoIP files) only
+        # for admins; everyone else reads "<path>" where one was.
+        return found if principal is not None and principal.role is Role.ADMIN else _without_paths(found)
 
     @get("/metrics", tags=["ops"], opt=ANALYST, summary="Prometheus text exposition", media_type="text/plain; version=0.0.4")
     async def metrics() -> Response[str]:
         return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
 
     return [health, metrics]
+
+
+_PATH = re.compile(r"(?<![\w])(?:\.{1,2}|[A-Za-z]:)?(?:[/\\][\w.@+~-]+)+[/\\]?")
+
+
+def _without_paths(value: Any) -> Any:
+    """`value` with every file path in its strings replaced by "<path>"."""
+    if isinstance(value, str):
+        return _PATH.sub("<path>", value)
+    if isinstance(value, dict):
+        return {key: _without_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_paths(item) for item in value]
+    return value
