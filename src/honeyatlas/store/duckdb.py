@@ -262,7 +262,6 @@ class DuckDBStore:
         self._memory_limit_mib = memory_limit_mib
         self._threads = threads
         self._query_timeout = query_timeout_seconds
-        self._max_concurrent_reads = max_concurrent_reads
         self._reads = ReadSlots(concurrent=max_concurrent_reads, queued=max_queued_reads,
                                 wait_seconds=query_timeout_seconds, metrics=metrics)
         self._api_pool: ThreadPoolExecutor | None = None
@@ -292,7 +291,7 @@ class DuckDBStore:
 
     async def start(self) -> None:
         await asyncio.to_thread(self._open)
-        self._api_pool = ThreadPoolExecutor(self._max_concurrent_reads, thread_name_prefix="duckdb-read")
+        self._api_pool = ThreadPoolExecutor(self._reads.concurrent, thread_name_prefix="duckdb-read")
         self._internal_pool = ThreadPoolExecutor(1, thread_name_prefix="duckdb-ingest-read")
         self._writer = threading.Thread(target=self._write_loop, name="duckdb-writer", daemon=True)
         self._writer.start()

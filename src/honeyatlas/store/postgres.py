@@ -110,7 +110,6 @@ class PostgresStore:
         self._readers: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
         self._read_cons: list[psycopg.AsyncConnection[Any]] = []
         self._query_timeout = query_timeout_seconds
-        self._read_connections = max_concurrent_reads
         self._reads = ReadSlots(concurrent=max_concurrent_reads, queued=max_queued_reads,
                                 wait_seconds=query_timeout_seconds, metrics=metrics)
         self._internal_con: psycopg.AsyncConnection[Any] | None = None
@@ -138,7 +137,7 @@ class PostgresStore:
         self._write_con = con
         try:
             await self._prepare_writer(con)
-            for _ in range(self._read_connections):
+            for _ in range(self._reads.concurrent):
                 reader = await self._connect_reader()
                 self._read_cons.append(reader)
                 self._readers.put_nowait(reader)

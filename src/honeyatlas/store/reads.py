@@ -29,7 +29,7 @@ from honeyatlas.metrics import Metrics
 class ReadSlots:
     def __init__(self, *, concurrent: int, queued: int, wait_seconds: float, metrics: Metrics) -> None:
         self._slots = asyncio.Semaphore(concurrent)
-        self._concurrent = concurrent
+        self.concurrent = concurrent  # the backend runs this many reads at once (threads, connections)
         self._queued = queued
         self._wait = wait_seconds
         # When a read is refused, every running one has ended (or been cancelled) by then.
