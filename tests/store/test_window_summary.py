@@ -18,7 +18,7 @@ import pytest
 from honeyatlas.event import Event, Geo, Kind, Outcome, Precision, new_event_id
 from honeyatlas.incident import Incident, IncidentKind, IncidentStatus
 from honeyatlas.metrics import Metrics
-from honeyatlas.store import WINDOW_TOP_DIMENSIONS, EventQuery, IncidentQuery, Store
+from honeyatlas.store import WINDOW_TOP_DIMENSIONS, EventQuery, IncidentQuery, Store, duckdb_stats
 from honeyatlas.store.duckdb import DuckDBStore
 from honeyatlas.store.filters import EventFilter
 from honeyatlas.store.postgres import PostgresStore
@@ -213,3 +213,12 @@ async def test_incidents_by_sensor_address_prefix_and_kind(filled: tuple[Store, 
     assert await ids(networks=("2001:db8::/32",)) == {made[1].id}
     assert await ids(networks=("2001:db8::/31",)) == {made[1].id, made[3].id}
     assert await ids(kinds=(IncidentKind.EPIDEMIC, IncidentKind.CAMPAIGN), networks=("::/0",)) == {made[3].id}
+
+
+async def test_the_lists_are_the_same_when_the_matching_events_are_too_many_to_copy(
+        filled: tuple[Store, list[Event], datetime], monkeypatch: pytest.MonkeyPatch) -> None:
+    store, events, now = filled
+    monkeypatch.setattr(duckdb_stats, "_MATCHED_AT_ONCE", 5)  # DuckDB lists from `events` again
+    for f in filters_of(now):
+        got = msgspec.to_builtins(await store.window_summary(f, 4, rollups=False))
+        assert got == brute_window(events, f, 4), f

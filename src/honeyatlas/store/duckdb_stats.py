@@ -30,7 +30,7 @@ import duckdb
 from honeyatlas.store import WINDOW_TOP_DIMENSIONS, Counts, Summary, TopItem, WindowSummary
 from honeyatlas.store.columns import TOP_DIMENSIONS
 from honeyatlas.store.filters import DUCKDB, EventFilter, where
-from honeyatlas.store.window_sql import count_sql, top_items, top_sql
+from honeyatlas.store.window_sql import SUMMARY_COLUMNS, count_sql, top_items, top_sql
 
 WINDOW = timedelta(hours=24)
 _EPOCH = datetime(1970, 1, 1)
@@ -39,6 +39,8 @@ _TOTAL = "total"
 _LATEST_ORG = "arg_max(src_org, ts) FILTER (WHERE src_org IS NOT NULL)"
 # How far a window may be from the rollup's trailing 24 hours for `stats_window` to answer it.
 _NEAR = timedelta(hours=1)
+# At most this many matching events are copied once (their summary columns) for the top lists.
+_MATCHED_AT_ONCE = 2_000_000
 
 
 def _change(added: str, removed: str | None = None) -> str:
@@ -350,14 +352,25 @@ def window_summary(con: duckdb.DuckDBPyConnection, events: EventFilter, top_n: i
         elif rollups and events.dimensions <= {"kinds"}:
             parts, params = _minute_parts(con, since, until, events)
             total = int(con.execute(f"SELECT coalesce(sum(n), 0)::BIGINT FROM ({parts})", params).fetchall()[0][0])
+        table, listed = "events", events
+        if events.dimensions and (total is None or total <= _MATCHED_AT_ONCE):
+            # A filter beyond the window is a test on every row of the window (an address
+            # prefix is a text test): taken once, copying what the lists read of the matching
+            # events, unless they are too many to copy.
+            condition, params = where(events, DUCKDB)
+            con.execute(f"CREATE TEMP TABLE matched AS SELECT {', '.join(SUMMARY_COLUMNS)} FROM events "
+                        f"WHERE {condition} LIMIT {_MATCHED_AT_ONCE + 1}", params)
+            matched = int(con.execute("SELECT count(*) FROM matched").fetchall()[0][0])
+            if matched <= _MATCHED_AT_ONCE:
+                table, listed, total = "matched", EventFilter(), matched
         if total is None:
             sql, params = count_sql(events, DUCKDB)
             total = int(con.execute(sql, params).fetchall()[0][0])
         for dim in WINDOW_TOP_DIMENSIONS:
             if dim not in top:
-                sql, params = top_sql(events, DUCKDB, dim, top_n, _LATEST_ORG)
+                sql, params = top_sql(listed, DUCKDB, dim, top_n, _LATEST_ORG, table)
                 top[dim] = top_items(dim, con.execute(sql, params).fetchall())
-    finally:
+    finally:  # also drops `matched`, made in this transaction
         con.rollback()
     return WindowSummary(total=total, top={dim: top[dim] for dim in WINDOW_TOP_DIMENSIONS})
 
