@@ -76,6 +76,7 @@ class StorageConfig(_Section):
     max_queued_reads: Annotated[int, Meta(ge=0, le=10_000)] = 64  # API reads waiting; more get 503
     duckdb_memory_limit_mib: Annotated[int, Meta(ge=0)] = 0  # 0: DuckDB's own default (80% of RAM)
     duckdb_threads: Annotated[int, Meta(ge=0, le=256)] = 0  # 0: one per core
+    duckdb_read_niceness: Annotated[int, Meta(ge=0, le=19)] = 10  # nice levels the API's read threads yield
     stats_fold_interval_seconds: Annotated[float, Meta(ge=0.1, le=60)] = 5.0
     checkpoint_threshold_mib: Annotated[int, Meta(ge=1, le=65536)] = 256
     # Below this much free space in data_dir's file system, ingest answers 503 with the reason

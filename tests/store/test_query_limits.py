@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from collections import Counter
@@ -132,6 +133,18 @@ async def test_duckdb_gets_its_memory_limit_and_threads_from_the_config(open_sto
     with pytest.raises(StoreError, match=r"storage\.duckdb_memory_limit_mib"):  # a 503, not a 500
         await small._read("attacker_summaries", "SELECT list(range ORDER BY -range) FROM range(20000000)", [])
     assert metrics.total("honeyatlas_queries_failed_total", reason="out_of_memory") == 1
+
+
+@pytest.mark.parametrize("backend", ["duckdb"], indirect=True)  # PostgreSQL reads run on its server
+async def test_duckdb_api_reads_run_niced_and_ingest_reads_do_not(open_store: Open) -> None:
+    def niceness(cursor: Any) -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    store = await open_store(read_niceness=7)
+    assert await store._snapshot("test", niceness) == min(19, base + 7)
+    assert await store._run(store._internal_pool, "test", niceness, None) == base  # the receipts' lane
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # the event loop's thread
 
 
 # --------------------------------------------------------------------------- over HTTP

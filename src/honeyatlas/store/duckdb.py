@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -252,6 +254,7 @@ class DuckDBStore:
         max_queued_reads: int = 64,
         memory_limit_mib: int = 0,
         threads: int = 0,
+        read_niceness: int = 0,
         retention_days: int = 0,
         retention_interval_seconds: float = 3600.0,
     ):
@@ -261,6 +264,7 @@ class DuckDBStore:
         self._retained_at = -retention_interval_seconds
         self._memory_limit_mib = memory_limit_mib
         self._threads = threads
+        self._read_niceness = read_niceness
         self._query_timeout = query_timeout_seconds
         self._reads = ReadSlots(concurrent=max_concurrent_reads, queued=max_queued_reads,
                                 wait_seconds=query_timeout_seconds, metrics=metrics)
@@ -291,7 +295,8 @@ class DuckDBStore:
 
     async def start(self) -> None:
         await asyncio.to_thread(self._open)
-        self._api_pool = ThreadPoolExecutor(self._reads.concurrent, thread_name_prefix="duckdb-read")
+        self._api_pool = ThreadPoolExecutor(self._reads.concurrent, thread_name_prefix="duckdb-read",
+                                            initializer=_yield_priority, initargs=(self._read_niceness,))
         self._internal_pool = ThreadPoolExecutor(1, thread_name_prefix="duckdb-ingest-read")
         self._writer = threading.Thread(target=self._write_loop, name="duckdb-writer", daemon=True)
         self._writer.start()
@@ -719,6 +724,18 @@ class DuckDBStore:
             self._reader("attacker_summaries"), since=since, until=until, min_sensors=min_sensors, limit=limit,
             events=events,
         )
+
+
+def _yield_priority(niceness: int) -> None:
+    """Run in each API read thread as it starts: `niceness` levels below the rest of the
+    process (Linux schedules threads, so the writer and the event loop keep theirs), so the
+    CPU a flood of reads takes comes second to ingest. DuckDB's own pool threads are not
+    ours: with `storage.duckdb_threads = 1` a read runs on this thread alone."""
+    if niceness <= 0 or sys.platform != "linux":
+        return
+    thread = threading.get_native_id()
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + niceness))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -44,6 +44,7 @@ def open_store(config: Config, metrics: Metrics, *, shard: int = 0) -> Store:
         max_queued_reads=storage.max_queued_reads,
         memory_limit_mib=storage.duckdb_memory_limit_mib,
         threads=storage.duckdb_threads,
+        read_niceness=storage.duckdb_read_niceness,
         retention_days=storage.retention_days,
     )
 
