@@ -177,6 +177,7 @@ export class IncidentList {
     const keep = new Set(wanted.map((incident) => incident.id));
     for (const id of this.items.keys()) if (!keep.has(id)) this.items.delete(id);
     const nodes = wanted.map((incident) => this.itemFor(incident, selectedId).item);
+    this.empty.textContent = noun === "open" ? "No open incidents" : `No incidents ${noun}`;
     if (nodes.length === 0) nodes.push(this.empty);
     if (!sameChildren(this.list, nodes)) {
       const focused = document.activeElement;

@@ -74,17 +74,19 @@ export class EventsTable {
   }
 
   row(event) {
-    const swatch = el("span", { className: "swatch" });
+    // the kind is the swatch's colour (the legend names them) and its title: the address gets the room
+    const swatch = el("span", { className: "swatch", title: String(event.kind ?? "") });
     swatch.style.backgroundColor = kindColor(event);
     const source = String(event.src_ip ?? "?");
-    const row = el("tr", { className: "event-row", dataset: { id: event.id ?? "" } }, [
-      el("td", { className: "e-time", text: dateTimeUTC(event.ts).slice(5, 19), title: dateTimeUTC(event.ts) }),
-      el("td", { className: "e-ip", text: source, title: source }),
-      el("td", { className: "e-what" }, [
-        swatch,
-        printable(event.kind, 20),
-        el("span", { className: "e-sensor", text: printable(event.sensor, 40), title: String(event.sensor ?? "") }),
+    const sensor = String(event.sensor ?? "");
+    const row = el("tr", { className: "event-row", dataset: { id: event.id ?? "", kind: event.kind ?? "" } }, [
+      // the date (small) over the clock: the column needs 8ch
+      el("td", { className: "e-time", title: dateTimeUTC(event.ts) }, [
+        el("span", { className: "e-date", text: dateTimeUTC(event.ts).slice(5, 10) }),
+        el("span", { className: "e-clock", text: dateTimeUTC(event.ts).slice(11, 19) }),
       ]),
+      el("td", { className: "e-ip", title: `${source} · ${event.kind ?? ""}` }, [swatch, source]),
+      el("td", { className: "e-sensor", text: printable(sensor, 60), title: sensor }),
     ]);
     row.tabIndex = 0;
     const open = () => this.details.show(event);
