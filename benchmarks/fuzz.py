@@ -208,8 +208,7 @@ def _reproduce(case: Any, body: bytes | None) -> str:
 def fuzz_benchmark(ctx: Any) -> list[Any]:
     """The long run as a benchmark (`python -m benchmarks.run --only fuzz`): a fresh server
     (`serve`, DuckDB), a sensor and a read token made by the CLI, 100,000 cases."""
-    from benchmarks.harness import Figure, ServerProcess, add_sensor
-    from benchmarks.read_flood import read_token
+    from benchmarks.harness import Figure, ServerProcess, add_sensor, read_token
 
     cases = ctx.size(100_000, 60)
     data_dir = ctx.workdir / "fuzz"

@@ -165,6 +165,21 @@ def add_sensor(data_dir: Path, name: str, honeypot: str = "cowrie", config_file:
     return match.group(1)
 
 
+_READ_TOKEN_LINE = re.compile(r"token \(shown once[^:]*:\s*(\S+)")
+
+
+def read_token(data_dir: Path, *, config_file: Path | None = None, name: str | None = None) -> str:
+    """A new admin read token of the store in `data_dir` (or `config_file`'s), made through
+    `honeyatlas token add` as an operator would: every query route, /metrics and the live
+    stream need a reader."""
+    where = ["--config", str(config_file)] if config_file is not None else ["--data-dir", str(data_dir)]
+    out = _honeyatlas("token", "add", name or f"bench-{time.time_ns()}", "--role", "admin", *where)
+    match = _READ_TOKEN_LINE.search(out)
+    if match is None:
+        raise RuntimeError(f"no token in the output of `token add`: {out!r}")
+    return match.group(1)
+
+
 @dataclass
 class ServerProcess:
     """`python -m honeyatlas serve --port 0 --data-dir DIR` as a child process; `port` and
@@ -179,6 +194,7 @@ class ServerProcess:
     process: subprocess.Popen[bytes] | None = None
     url: str = ""
     log_path: Path = field(init=False)
+    _reader: str = ""
 
     def __post_init__(self) -> None:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.server.log"
@@ -196,6 +212,13 @@ class ServerProcess:
     @property
     def ws_url(self) -> str:
         return self.url.replace("http://", "ws://") + "api/v1/live"
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The Authorization header of a read token of this server's store (made once)."""
+        if not self._reader:
+            self._reader = read_token(self.data_dir, config_file=self.config_file)
+        return {"Authorization": f"Bearer {self._reader}"}
 
     def start(self, timeout: float = 90) -> ServerProcess:
         return self.launch().wait_ready(timeout)

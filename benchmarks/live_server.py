@@ -17,7 +17,17 @@ from typing import Any
 
 import httpx
 
-from benchmarks.harness import REPO, Context, CpuWindow, Figure, RssSampler, WorkerGroup, memory_kib, quantile
+from benchmarks.harness import (
+    REPO,
+    Context,
+    CpuWindow,
+    Figure,
+    RssSampler,
+    ServerProcess,
+    WorkerGroup,
+    memory_kib,
+    quantile,
+)
 from benchmarks.load import receiver, sender
 from benchmarks.records import BATCH, Batches, live_event_dicts
 
@@ -118,7 +128,7 @@ def ingest(ctx: Context) -> list[Figure]:
     profiler = None
     try:
         group.spawn(receiver, [{"ws_url": server.ws_url, "clients": 1, "tag": "hs", "sample_every": 10**9,
-                                "listen_seconds": duration + ctx.size(3.0, 0.5)}])
+                                "listen_seconds": duration + ctx.size(3.0, 0.5), **server.auth}])
         group.spawn(sender, [_sender_spec(server, token, mode="saturate", duration=duration, connections=connections,
                                           tag="hs", seed=100 + n) for n in range(processes)])
         group.wait_ready(processes + 1)
@@ -131,7 +141,7 @@ def ingest(ctx: Context) -> list[Figure]:
         results = group.results(processes + 1, timeout=duration + 120)
         cpu.stop()
         rss = memory_kib(server.pid)
-        commits = _metric(server.url, "honeyatlas_store_commits_total")
+        commits = _metric(server, "honeyatlas_store_commits_total")
     finally:
         group.terminate()
         if profiler is not None:
@@ -166,9 +176,9 @@ def ingest(ctx: Context) -> list[Figure]:
     ]
 
 
-def _metric(url: str, name: str) -> float:
+def _metric(server: ServerProcess, name: str) -> float:
     """The sum of a counter over its label sets, from the server's /metrics."""
-    text = httpx.get(url + "metrics", timeout=30).text
+    text = httpx.get(server.url + "metrics", headers=server.auth, timeout=30).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith(name) and line[len(name)] in " {")
 
@@ -224,7 +234,7 @@ def latency(ctx: Context) -> list[Figure]:
             tag = f"lt{rate}x"
             runs[rate] = _latency_run(server.pid, server.ws_url, duration, grace, _sender_spec(
                 server, token, mode="paced", rate=rate, duration=duration, connections=32, tag=tag, worker=0,
-                seed=rate), tag)
+                seed=rate), tag, server.auth)
     finally:
         server.stop()
     # The naive path at 1,000 events/s only: its capacity is ~300 events/s, so above that its
@@ -261,12 +271,12 @@ def latency(ctx: Context) -> list[Figure]:
 
 
 def _latency_run(pid: int, ws_url: str, duration: float, grace: float, send_spec: dict[str, Any],
-                 tag: str) -> dict[str, Any]:
+                 tag: str, auth: dict[str, str] | None = None) -> dict[str, Any]:
     """One open-loop run: a paced sender, one receiver timing every marked event."""
     group = WorkerGroup()
     try:
         group.spawn(receiver, [{"ws_url": ws_url, "clients": 1, "tag": tag, "sample_every": 1,
-                                "listen_seconds": duration + grace}])
+                                "listen_seconds": duration + grace, **(auth or {})}])
         group.spawn(sender, [send_spec])
         group.wait_ready(2)
         cpu = CpuWindow(pid)
@@ -309,7 +319,7 @@ def fanout(ctx: Context) -> list[Figure]:
     try:
         hub = _fanout_run(ctx, server.pid, server.ws_url, clients, receivers, sample_every, duration, grace,
                           _sender_spec(server, token, mode="paced", rate=rate, duration=duration, connections=16,
-                                       tag="fh", worker=0, seed=5), "fh")
+                                       tag="fh", worker=0, seed=5), "fh", server.auth)
     finally:
         server.stop()
     naive_proc, naive_url = _start_naive()
@@ -348,12 +358,13 @@ def _start_naive() -> tuple[subprocess.Popen[bytes], str]:
 
 
 def _fanout_run(ctx: Context, pid: int, ws_url: str, clients: int, receivers: int, sample_every: int, duration: float,
-                grace: float, send_spec: dict[str, Any], tag: str) -> dict[str, Any]:
+                grace: float, send_spec: dict[str, Any], tag: str, auth: dict[str, str] | None = None
+                ) -> dict[str, Any]:
     group = WorkerGroup()
     share = [clients // receivers + (1 if n < clients % receivers else 0) for n in range(receivers)]
     try:
         group.spawn(receiver, [{"ws_url": ws_url, "clients": n, "tag": tag, "sample_every": sample_every,
-                                "listen_seconds": duration + grace} for n in share])
+                                "listen_seconds": duration + grace, **(auth or {})} for n in share])
         group.spawn(sender, [send_spec])
         group.wait_ready(receivers + 1)
         ctx.log(f"fan-out {tag}: {clients} clients connected")

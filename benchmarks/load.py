@@ -285,10 +285,12 @@ class _LiveClient(asyncio.Protocol):
     ~1.2 ms of CPU per 60 kB frame here: 1,000 of them used 1.2 of the machine's two cores
     and their own lag became the latency being measured."""
 
-    def __init__(self, host: str, path: str, on_message: Callable[[bytes, float], None]) -> None:
+    def __init__(self, host: str, path: str, on_message: Callable[[bytes, float], None],
+                 authorization: str | None = None) -> None:
+        credentials = f"Authorization: {authorization}\r\n" if authorization else ""  # the stream needs a reader
         self._request = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                          f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
-                         "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+                         f"{credentials}Sec-WebSocket-Version: 13\r\n\r\n").encode()
         self._on_message = on_message
         self._buffer = bytearray()
         self._fragments = bytearray()
@@ -393,8 +395,8 @@ async def _receive(spec: dict[str, Any], ready: Ready) -> dict[str, Any]:
 
     async def open_one(n: int) -> _LiveClient:
         async with limit:
-            _, client = await loop.create_connection(lambda: _LiveClient(f"{host}:{port}", path, listener(n)),
-                                                     host, port)
+            _, client = await loop.create_connection(
+                lambda: _LiveClient(f"{host}:{port}", path, listener(n), spec.get("Authorization")), host, port)
             await asyncio.wait_for(client.upgraded, 60)
             return client
 

@@ -90,7 +90,7 @@ def queries(ctx: Context) -> list[Figure]:
         ctx.log(f"server up in {started:.0f} s")
         try:
             started_rss = memory_kib(server.pid)
-            with httpx.Client(base_url=server.url, timeout=600) as client:
+            with httpx.Client(base_url=server.url, headers=server.auth, timeout=600) as client:
                 for name, path in QUERIES.items():
 
                     def call(path: str = path, client: httpx.Client = client) -> None:

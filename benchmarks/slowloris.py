@@ -40,9 +40,9 @@ from benchmarks.harness import (
     add_sensor,
     process_cpu_seconds,
     quantile,
+    read_token,
 )
 from benchmarks.load import Ready, sender
-from benchmarks.read_flood import read_token
 
 INGEST_PATH = "/api/v1/ingest/cowrie"
 CAP_PER_ADDRESS = 64  # server.max_connections_per_address, the default the attack runs into

@@ -16,7 +16,6 @@ in the suite: `python -m benchmarks.run --only views`.
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import sys
 import tempfile
@@ -27,7 +26,16 @@ from pathlib import Path
 import httpx
 
 from benchmarks.fill import fill_store
-from benchmarks.harness import REPO, Context, Figure, ServerProcess, _honeyatlas, add_sensor, git_commit, machine
+from benchmarks.harness import (
+    REPO,
+    Context,
+    Figure,
+    ServerProcess,
+    add_sensor,
+    git_commit,
+    machine,
+    read_token,
+)
 from benchmarks.records import save_json
 
 WINDOWS = {"24h": ("range=24h", 3600, "< 200"), "30d": ("range=30d", 6 * 3600, "< 1000")}
@@ -43,16 +51,6 @@ CALLS = {
     "events order=asc kind=command": "api/v1/events?{w}&order=asc&kind=command&limit=100",
     "incidents sensor=sensor-3": "api/v1/incidents?{w}&sensor=sensor-3",
 }
-_READ_TOKEN = re.compile(r"token \(shown once[^:]*:\s*(\S+)")
-
-
-def read_token(data_dir: Path) -> str:
-    """A new analyst read token of the store in `data_dir` (the query routes need a reader)."""
-    found = _READ_TOKEN.search(_honeyatlas("token", "add", f"views-{time.time_ns()}", "--role", "analyst",
-                                           "--data-dir", str(data_dir)))
-    if found is None:
-        raise RuntimeError("no token in the output of `token add`")
-    return found.group(1)
 
 
 def views(ctx: Context, store: Path | None = None) -> list[Figure]:

@@ -75,6 +75,11 @@ def grant(url: str, accounts: Accounts, name: str = "tests") -> str:
     return token
 
 
+def register(url: str, token: str) -> None:
+    """Send `token` to the server at `url` too (several processes sharing one accounts store)."""
+    _READERS[urllib.parse.urlsplit(url).netloc] = token
+
+
 def grant_in(url: str, data_dir: Path) -> str:
     """`grant` for a server in another process, through its data directory's accounts file."""
     from honeyatlas.store.accounts import SQLiteAccounts

@@ -69,7 +69,11 @@ def post_batch(url: str, token: str, body: bytes, result: dict[str, Any],
     try:
         response = httpx.post(f"{url}api/v1/ingest/cowrie", content=chunks() if sent else body, timeout=300,
                               headers={"Authorization": f"Bearer {token}", "Content-Encoding": "gzip"})
-        result["status"], result["body"] = response.status_code, response.json()
+        result["status"] = response.status_code
+        try:
+            result["body"] = response.json()
+        except ValueError:  # not ours: uvicorn's own answer to a request it cancelled
+            result["body"] = response.text
     except httpx.HTTPError as exc:  # the server went away without answering
         result["status"], result["body"] = None, repr(exc)
     result["seconds"] = time.monotonic() - started

@@ -41,7 +41,8 @@ def shared_server(
 
 
 def ingest(server: RunningServer, sensor: str, fmt: str, body: bytes) -> tuple[dict, list[dict]]:
-    token = server.add_sensor(sensor)
+    # A sensor may name its own honeypot's formats (and auto, and event): register it as one.
+    token = server.add_sensor(sensor, honeypot=fmt.split("-")[0] if fmt != "auto" else "cowrie")
     response = httpx.post(f"{server.url}api/v1/ingest/{fmt}", content=body,
                           headers={"Authorization": f"Bearer {token}"}, timeout=60)
     assert response.status_code == 200, response.text

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.auth import grant_in, token_for
 from tests.test_forwarder import assert_each_line_once, command_line, stored_events
 
 
@@ -53,6 +54,8 @@ class ServerProcess:
         line = _read_line(self.process, "serving on", 30)
         url = line.split("serving on ", 1)[1].split()[0]
         self.port = int(url.rstrip("/").rsplit(":", 1)[1])  # restarts keep the forwarder's URL valid
+        if not token_for(url):
+            grant_in(url, self.data_dir)  # a reader for the checks (tests/auth.py)
         return url
 
     def kill(self) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.auth import grant_in
 from tests.test_sources_docs import block_after
 
 
@@ -40,6 +41,7 @@ def test_installed_adapter_package_ingests(tmp_path: Path) -> None:
     try:
         assert server.stdout is not None
         url = server.stdout.readline().split("serving on ", 1)[1].split()[0]
+        grant_in(url, data)  # a reader for the API (tests/auth.py)
         assert "acme" in httpx.get(f"{url}api/v1/health").json()["formats"]
         record = {"acme": 1, "at": time.time(), "ip": "8.8.8.8", "hits": [22, "23", 99999, 445]}
         for fmt in ("acme", "auto"):

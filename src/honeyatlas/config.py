@@ -121,6 +121,12 @@ class IngestConfig(_Section):
     sensor_silent_after_seconds: Seconds = 900.0
     idempotency_ttl_seconds: Seconds = 86400.0
     idempotency_max_keys_per_sensor: PositiveInt = 100_000
+    # Per-sensor rate (token bucket; sources/rates.py), unless the sensor has its own
+    # (`sensor set --rate/--burst`). 0: no limit, the default: one process takes ~10,000
+    # events/s in all, and a sensor catching up after an outage rightly sends much faster
+    # than it usually does; set it when one sensor must not crowd out the others.
+    sensor_events_per_second: Annotated[float, Meta(ge=0)] = 0.0
+    sensor_burst_events: Annotated[int, Meta(ge=0)] = 0  # 0: ten seconds' worth of the rate
     # At shutdown, how long ingests in flight may take to finish; those still being adapted
     # then are refused whole (503), none is stored half.
     shutdown_drain_seconds: Annotated[float, Meta(ge=0, le=300)] = 10.0

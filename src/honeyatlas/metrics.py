@@ -24,6 +24,7 @@ HELP: dict[str, str] = {
     "honeyatlas_connections_timed_out_total": "Connections closed at a deadline, per listener and what was awaited (header, body, keep_alive, ping, idle).",
     "honeyatlas_access_refused_total": "Requests to the web app refused by the access rules, per reason (unauthenticated, forbidden, bad_credentials, origin, host, no_audience).",
     "honeyatlas_logins_total": "Login attempts, per outcome (ok, failed, rate_limited).",
+    "honeyatlas_sensor_rate_limited_total": "Ingest requests refused because their sensor was over its events-a-second rate, per sensor.",
     "honeyatlas_requests_refused_total": "Ingest requests refused before reading records, per source and reason.",
     "honeyatlas_ingest_requests_in_flight": "HTTP ingest requests being read or stored now, per source.",
     "honeyatlas_idempotency_replays_total": "Retried ingest batches answered from their Idempotency-Key receipt instead of being stored again.",

@@ -9,7 +9,9 @@ from pathlib import Path
 import psycopg
 
 from honeyatlas.cluster import RoleProcess, cluster_config
+from honeyatlas.store.postgres_accounts import PostgresAccounts
 from honeyatlas.store.postgres_registry import PostgresSensorRegistry
+from tests.auth import grant, register
 from tests.engines.nats import NatsServer
 from tests.engines.postgres import PostgresServer
 
@@ -34,6 +36,20 @@ class ClusterUnderTest:
                     for name, honeypot, lat, lon in sensors}
         finally:
             registry.close()
+
+
+    def readers(self, *ports: int) -> str:
+        """An admin read token in the cluster's shared accounts, sent by the tests' HTTP
+        clients to each of these ports on 127.0.0.1 (tests/auth.py)."""
+        accounts = PostgresAccounts(self.database)
+        accounts.open()
+        try:
+            token = grant(f"http://127.0.0.1:{ports[0]}/", accounts)
+        finally:
+            accounts.close()
+        for port in ports[1:]:
+            register(f"http://127.0.0.1:{port}/", token)
+        return token
 
 
 def new_cluster(postgres: PostgresServer, nats: NatsServer, directory: Path, *, partitions: int,

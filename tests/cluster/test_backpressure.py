@@ -32,6 +32,7 @@ def test_full_stream_means_429_and_nothing_lost(
     ingest.start()
     try:
         wait_for_port(port, 60)
+        cluster.readers(port)  # /metrics is for analysts
         url = f"http://127.0.0.1:{port}/api/v1/ingest/event"
         now = datetime.now(UTC).isoformat()
         accepted, refused = [], []
@@ -86,6 +87,7 @@ def test_a_late_retry_through_another_ingest_process_is_stored_once(
     try:
         for port in ports:
             wait_for_port(port, 60)
+        cluster.readers(worker_port)  # its /metrics is for analysts
         now = datetime.now(UTC).isoformat()
         body = "\n".join(json.dumps({"ts": now, "kind": "login_attempt", "src_ip": f"198.51.100.{i}",
                                      "username": "root", "password": f"pw{i}", "session": f"s{i}"}) for i in range(20))

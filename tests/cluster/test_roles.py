@@ -113,6 +113,7 @@ def test_cluster_stores_everything_once_through_kills_and_answers_like_one_proce
     try:
         wait_for_port(web_port, 60)
         wait_for_port(ingest_port, 60)
+        cluster.readers(web_port)
         ingest_url = f"http://127.0.0.1:{ingest_port}/api/v1/ingest/event"
         chunks = list(batches(lines))
         acknowledged = 0

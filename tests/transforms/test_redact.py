@@ -71,6 +71,7 @@ def test_public_incident_keeps_kind_and_size_only() -> None:
     text = json.dumps(public.summary) + public.key + "".join(public.sources) + "".join(public.sensors)
     assert "hunter2" not in text and "45.155" not in text and "syd-01" not in text
     assert public.kind is IncidentKind.CAMPAIGN and public.source_count == 9 and public.event_count == 30
+    assert not public.keys and public.fingerprint is None and not public.timeline
 
 
 def test_hub_encodes_each_frame_once_per_view() -> None:

@@ -22,6 +22,7 @@ import msgspec
 from honeyatlas.event import Geo, Precision
 
 _T = TypeVar("_T")
+NATIVE_FORMAT = "event"  # adapters/native.py: the event schema itself
 AUTO_FORMAT = "auto"
 
 
@@ -59,13 +60,15 @@ class Sensor(msgspec.Struct, frozen=True, kw_only=True):
 
     def allowed_formats(self, known: Iterable[str]) -> frozenset[str]:
         """The formats this sensor may send over HTTP, given the names of every known format:
-        those it was given, or by default `auto` and its honeypot's own (the format named
-        after the honeypot and those named `<honeypot>-...`, e.g. cowrie, cowrie-cef and
-        cowrie-sessions for a cowrie sensor)."""
+        those it was given, or by default its honeypot's own (the format named after the
+        honeypot and those named `<honeypot>-...`, e.g. cowrie, cowrie-cef and cowrie-sessions
+        for a cowrie sensor), `auto` and honeyatlas's own `event` schema. `auto` detects any
+        format, so the default keeps a sensor from *naming* another honeypot's format; a
+        sensor given an explicit list without `auto` sends only those."""
         if self.formats is not None:
             return frozenset(self.formats)
         own = self.honeypot
-        return frozenset(f for f in known if f == own or f.startswith(f"{own}-")) | {AUTO_FORMAT}
+        return frozenset(f for f in known if f == own or f.startswith(f"{own}-")) | {AUTO_FORMAT, NATIVE_FORMAT}
 
     def geo(self) -> Geo | None:
         """The sensor's registered location as a destination Geo, or None when unknown."""

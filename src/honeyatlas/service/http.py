@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import logging
 import resource
+import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
 from litestar import Litestar
@@ -89,7 +90,7 @@ async def serve(app: Litestar, server_config: ServerConfig, *, live: LiveConfig,
     except BaseException:
         listener.close()
         raise
-    server = uvicorn.Server(config)
+    server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[listener]))
     try:
         while not server.started and not task.done():
@@ -106,6 +107,31 @@ async def serve(app: Litestar, server_config: ServerConfig, *, live: LiveConfig,
             await task
         listener.close()
         await stop()
+    for received in reversed(server.signals):  # as uvicorn would have, now that the role has stopped
+        signal.raise_signal(received)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a SIGTERM or SIGINT is raised again only after the role
+    has stopped (`serve` does it), not at the end of uvicorn's own shutdown: uvicorn re-raises
+    it on its way out, and the default SIGTERM action then ended the process before the
+    in-flight ingests were drained and the store closed."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.signals: list[int] = []
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        self.signals = []
+        inner = super().capture_signals()
+        inner.__enter__()
+        try:
+            yield
+        finally:
+            self.signals = list(self._captured_signals)
+            self._captured_signals.clear()
+            inner.__exit__(None, None, None)
 
 
 def _raise_open_files_limit() -> None:

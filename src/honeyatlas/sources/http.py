@@ -5,10 +5,12 @@ rejected record (dead-letter store) is durably committed; a client that gets no 
 retry. Refusals, in the order they are checked: 404 unknown format, 429 with Retry-After
 when the server is saturated (too many ingest requests in flight, or the store queue full:
 checked before the token and before the body is read, so a refusal costs its headers, never
-its decoding), 401 bad token, 413 body or decompressed body or record count over the limit
+its decoding), 401 bad token, 403 a format the sensor may not send (its honeypot's formats
+and `auto` unless `honeyatlas sensor set NAME --formats` says otherwise), 413 body or decompressed body or record count over the limit
 (a body up to twice `ingest.max_body_bytes` is read and dropped first, so that the client,
 still sending, gets the 413 and not a connection reset),
-400 undecodable body (kept as a dead letter), 429 again when the batch does not fit, 503
+400 undecodable body (kept as a dead letter), 429 when the sensor is over its events-a-second
+rate (sources/rates.py; Retry-After: until its bucket refills), 429 again when the batch does not fit, 503
 with Retry-After when the store (or, in an ingest process, the bus) fails, and with the
 reason when ingest is unavailable for a while (free disk below `storage.min_free_disk_mib`,
 the server shutting down: checked with the saturation, before the body is read). Every Retry-After
@@ -52,6 +54,7 @@ from honeyatlas.sources.idempotency import (
     StoredResponse,
     body_digest,
 )
+from honeyatlas.sources.rates import SensorRates
 from honeyatlas.store import Receipt, Receipts
 
 SOURCE = "http"
@@ -174,8 +177,10 @@ def ingest_route(
     idempotency: IdempotencyStore | None = None,
     max_in_flight_requests: int = 32,
     retry_after_seconds: int = 1,
+    rates: SensorRates | None = None,
 ) -> HTTPRouteHandler:
-    """Build the ingest handler bound to this service's components."""
+    """Build the ingest handler bound to this service's components; `rates` limits each
+    sensor's events a second (None: no limit)."""
     in_flight = InFlight(max_in_flight_requests)
     busy = {"Retry-After": str(retry_after_seconds)}
     metrics.gauge("honeyatlas_ingest_requests_in_flight", lambda: [((("source", SOURCE),), in_flight.count)])
@@ -216,6 +221,11 @@ def ingest_route(
                 "missing, unknown or revoked sensor token: send Authorization: Bearer <token>",
                 {"WWW-Authenticate": 'Bearer realm="honeyatlas ingest"'},
             )
+        if fmt not in sensor.allowed_formats(pipeline.formats()):
+            metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason="format_not_allowed")
+            allowed = ", ".join(sorted(sensor.allowed_formats(pipeline.formats())))
+            return _error(403, f"sensor {sensor.name!r} may not send format {fmt!r} (allowed: {allowed}); "
+                               f"see `honeyatlas sensor set {sensor.name} --formats`")
         with in_flight:
             return await _admitted(request, fmt, sensor)
 
@@ -289,6 +299,13 @@ def ingest_route(
                     await pipeline.ingest(source=SOURCE, fmt=fmt, sensor=sensor,
                                           records=[RawRecord(-1, body[: RAW_LIMIT_BYTES * 4], error=exc.reason)])
             return _error(exc.status, exc.reason)
+        wait = rates.take(sensor, len(records)) if rates is not None else 0.0
+        if wait:
+            metrics.inc("honeyatlas_requests_refused_total", source=SOURCE, reason="sensor_rate")
+            metrics.inc("honeyatlas_sensor_rate_limited_total", sensor=sensor.name)
+            retry = SensorRates.retry_after(wait)
+            return _error(429, f"sensor {sensor.name!r} is over its rate of {rates.limits(sensor)[0]:g} events/s "
+                               f"(retry in {retry} s)", {"Retry-After": str(retry)})
         try:
             pipeline.admit(SOURCE, len(records))
             result = await pipeline.ingest(source=SOURCE, fmt=fmt, sensor=sensor, records=records, receipt=receipt,

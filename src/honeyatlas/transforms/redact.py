@@ -26,8 +26,6 @@ import ipaddress
 from collections.abc import Callable, Mapping
 from typing import Protocol, TypeVar
 
-import msgspec
-
 from honeyatlas.event import Event, Geo, Precision
 from honeyatlas.incident import Incident
 
@@ -97,10 +95,14 @@ class PublicView:
         )
 
     def incident(self, incident: Incident) -> Incident:
-        return msgspec.structs.replace(
-            incident, key="", summary=f"{incident.kind}: {incident.source_count} sources, "
-            f"{len(incident.sensors)} sensors", sources=(), sensors=(), timeline=(), fingerprint=None,
-            sources_per_sensor={}, ports=incident.ports,
+        # Built from an allow-list, as events are: a field added to Incident later (campaign
+        # keys, say: attacker text) stays out of the public view until chosen here.
+        return Incident(
+            id=incident.id, kind=incident.kind, key="", status=incident.status, opened_at=incident.opened_at,
+            last_seen=incident.last_seen, window_seconds=incident.window_seconds,
+            summary=f"{incident.kind}: {incident.source_count} sources, {len(incident.sensors)} sensors",
+            event_count=incident.event_count, source_count=incident.source_count, ports=incident.ports,
+            confidence=incident.confidence, v=incident.v,
         )
 
     @staticmethod

@@ -26,6 +26,7 @@ from honeyatlas.metrics import Metrics
 from honeyatlas.pipeline import Ingest
 from honeyatlas.sources.http import ingest_route
 from honeyatlas.sources.idempotency import IdempotencyStore
+from honeyatlas.sources.rates import SensorRates
 from honeyatlas.store import Receipts
 from honeyatlas.web.access import OPEN, AccessPolicy
 from honeyatlas.web.api import WebContext, api_routes, ops_routes
@@ -71,6 +72,8 @@ def _ingest(ingest: IngestContext) -> HTTPRouteHandler:
         max_in_flight_requests=settings.max_in_flight_requests,
         retry_after_seconds=settings.retry_after_seconds,
         idempotency=ingest.idempotency,
+        rates=SensorRates(events_per_second=settings.sensor_events_per_second,
+                          burst_events=settings.sensor_burst_events),
     )
 
 
