@@ -13,8 +13,8 @@ from honeyatlas.errors import StoreError
 from honeyatlas.event import Event, Flag, Geo, Kind, Outcome, Precision, new_event_id
 from honeyatlas.metrics import Metrics
 from honeyatlas.store import DeadLetter, EventQuery, TopItem
-from honeyatlas.store.filters import EventFilter
 from honeyatlas.store.duckdb import SCHEMA_VERSION, DuckDBStore
+from honeyatlas.store.filters import EventFilter
 
 
 def make_store(path: Path, **kwargs: int) -> DuckDBStore:

@@ -18,8 +18,8 @@ from honeyatlas.event import Event, Flag, Geo, Kind, Outcome, Precision, new_eve
 from honeyatlas.incident import Incident, IncidentKind, IncidentStatus
 from honeyatlas.metrics import Metrics
 from honeyatlas.store import DeadLetter, EventQuery, IncidentQuery, Receipt
-from honeyatlas.store.filters import EventFilter
 from honeyatlas.store.duckdb import DuckDBStore
+from honeyatlas.store.filters import EventFilter
 from honeyatlas.store.postgres import PostgresStore
 from honeyatlas.store.postgres_registry import PostgresSensorRegistry
 from honeyatlas.store.registry import HPFEEDS_CHANNELS
