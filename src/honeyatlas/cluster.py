@@ -241,6 +241,10 @@ def run_cluster(directory: Path, *, ingest: int, workers: int, ingest_port: int,
         config = directory / "cluster.toml"
         config.write_text(cluster_config(storage_url=postgres_url, bus_url=nats_url, data_dir=directory / "data",
                                          partitions=partitions))
+        # A first admin in the cluster's shared accounts, its password printed once (as make run
+        # does for one process); nothing when someone can log in already.
+        subprocess.run([sys.executable, "-m", "honeyatlas", "user", "ensure-admin", "--config", str(config)],
+                       check=True)
         roles = role_commands(config, ingest=ingest, workers=workers, ingest_port=ingest_port, web_port=web_port,
                               host=host, demo=demo, logs=logs)
         for role in roles:
