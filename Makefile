@@ -20,9 +20,11 @@ run: $(STAMP)
 	$(BIN)/honeyatlas user ensure-admin
 	$(BIN)/honeyatlas serve
 
+# The demo opens straight onto the moving map: its public view (redacted) needs no login;
+# "Log in" with the printed admin password shows everything.
 demo: $(STAMP)
 	$(BIN)/honeyatlas user ensure-admin
-	$(BIN)/honeyatlas serve --demo
+	$(BIN)/honeyatlas serve --demo --public
 
 # A small cluster on this host (docs/scaling.md): nats-server, PostgreSQL (Debian's package),
 # 2 ingest, 2 workers and 1 web process, with the demo honeynet; the map on :8080.
