@@ -281,3 +281,28 @@ def test_read_tokens(backend: Backend) -> None:
     assert accounts.authenticate_token(renewed) is not None and accounts.authenticate_token(token) is None
     listed = [(t.name, t.role, t.revoked_at is not None) for t in accounts.tokens()]
     assert listed == [("ops-script", Role.ADMIN, False), ("siem", Role.ANALYST, True), ("siem", Role.ANALYST, False)]
+
+
+def test_a_store_that_cannot_record_the_last_use_still_lets_the_reader_in(tmp_path: Path) -> None:
+    """A full disk (or read-only files) must not turn every authenticated read into a 500: the
+    last-use bookkeeping is skipped and logged. The write is made to fail as SQLite fails on a
+    full disk, inside the real store (filling a file system takes a mount; tests/test_faults.py
+    does that for the event store)."""
+    accounts = SQLiteAccounts(tmp_path / "accounts.sqlite3")
+    accounts.open()
+    try:
+        token = accounts.add_token("siem", Role.ANALYST)
+        accounts.add_user("ana", Role.ANALYST, "analyst password 1234")
+        cookie = accounts.open_session(Principal(name="ana", role=Role.ANALYST, via="session"), 3600)
+        real_change = accounts._change
+
+        def full(*statements: tuple[str, tuple[Any, ...]]) -> list[int]:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        accounts._change = full  # type: ignore[method-assign]
+        assert accounts.authenticate_token(token) is not None  # first use: a last_used write, failed
+        accounts._clock = lambda: datetime.now(UTC) + timedelta(minutes=5)  # type: ignore[method-assign]
+        assert accounts.session(cookie) is not None  # a last_seen write, failed
+        accounts._change = real_change  # type: ignore[method-assign]
+    finally:
+        accounts.close()

@@ -28,6 +28,7 @@ import abc
 import contextlib
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
@@ -49,6 +50,7 @@ READ_TOKEN = re.compile(r"^hat_r_([0-9a-f]{16})_([A-Za-z0-9_-]{20,64})$")
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 MIN_PASSWORD_CHARS = 12
 MAX_PASSWORD_CHARS = 1024  # argon2 takes any length; a megabyte "password" is only a way to burn CPU
+log = logging.getLogger(__name__)
 MAX_SESSIONS_PER_USER = 32
 TOUCH_INTERVAL = timedelta(seconds=60)  # last_seen / last_used written at most this often
 
@@ -220,10 +222,10 @@ class SQLAccounts(abc.ABC):
         name, role, expires_at, last_seen = rows[0]
         now = self._clock()
         if self._time_out(expires_at) <= now:  # type: ignore[operator]
-            self._change(("DELETE FROM sessions WHERE id_sha256 = ?", (key,)))
+            self._touch("DELETE FROM sessions WHERE id_sha256 = ?", (key,))
             return None
         if now - self._time_out(last_seen) >= TOUCH_INTERVAL:  # type: ignore[operator]
-            self._change(("UPDATE sessions SET last_seen = ? WHERE id_sha256 = ?", (self._time_in(now), key)))
+            self._touch("UPDATE sessions SET last_seen = ? WHERE id_sha256 = ?", (self._time_in(now), key))
         return Principal(name=name, role=Role(role), via="session")
 
     def close_session(self, cookie: str) -> None:
@@ -271,8 +273,16 @@ class SQLAccounts(abc.ABC):
         now = self._clock()
         used = self._time_out(last_used)
         if used is None or now - used >= TOUCH_INTERVAL:
-            self._change(("UPDATE read_tokens SET last_used = ? WHERE token_id = ?", (self._time_in(now), token_id)))
+            self._touch("UPDATE read_tokens SET last_used = ? WHERE token_id = ?", (self._time_in(now), token_id))
         return Principal(name=name, role=Role(role), via="token")
+
+    def _touch(self, sql: str, params: tuple[Any, ...]) -> None:
+        """Record a last use: bookkeeping, so a store that cannot be written (a full disk,
+        read-only files) must not refuse the reader; it is logged and skipped."""
+        try:
+            self._change((sql, params))
+        except Exception as exc:  # sqlite3 and psycopg errors alike
+            log.warning("accounts: last use not recorded (%s); the request goes on", exc)
 
 
 _SQLITE_SCHEMA = [
