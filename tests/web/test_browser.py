@@ -8,6 +8,7 @@ browser test modules take `browser` and `analyst_page` from here.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -166,6 +167,16 @@ def test_logging_in_through_the_form_shows_the_full_map(browser, tmp_path: Path)
         page.click("#logout")
         form.wait_for(state="visible", timeout=10_000)
         assert page.evaluate("() => window.__honeyatlas.audience") == "none"
+
+        # guessing is rate limited, and the form says for how long
+        for _ in range(8):
+            page.fill("#login-username", ANALYST)
+            page.fill("#login-password", "still not the password")
+            page.click("#login-submit")
+            page.wait_for_function("() => !document.querySelector('#login-submit').disabled", timeout=10_000)
+            if "Too many attempts" in page.locator("#login-error").text_content():
+                break
+        assert re.fullmatch(r"Too many attempts: try again in \d+ s\.", page.locator("#login-error").text_content())
         assert errors == []
     finally:
         stop()
