@@ -221,6 +221,19 @@ def test_the_public_map_paints_arcs_without_any_full_address(browser, tmp_path: 
         assert page.locator("#login-form").is_hidden()
         assert dialogs == [] and off_origin(server, requests) == []
         assert not any("/api/v1/sensors" in u or "/api/v1/events" in u for u in requests)  # analyst routes untouched
+
+        # an analyst logs in from the public map and gets the full one
+        add_analyst(server)
+        page.click("#login-open")
+        page.fill("#login-username", ANALYST)
+        page.fill("#login-password", PASSWORD)
+        page.click("#login-submit")
+        page.wait_for_function("() => window.__honeyatlas && window.__honeyatlas.audience === 'analyst'", timeout=15_000)
+        page.wait_for_selector("#sensor-counts li.sensor-count", timeout=10_000)
+        page.wait_for_selector('#conn-status[data-state="up"]', timeout=15_000)
+        post(server, token, [{"ts": iso_now(), "kind": "connection", "src_ip": "8.8.8.8", "dst_port": 22}])
+        page.wait_for_function("() => document.querySelector('#ticker').textContent.includes('8.8.8.8')", timeout=10_000)
+        assert "secret-sensor-fra" in page.locator("#ticker").text_content()
     finally:
         stop()
 
