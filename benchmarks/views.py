@@ -16,6 +16,7 @@ in the suite: `python -m benchmarks.run --only views`.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -108,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = datetime.now(UTC)
     ctx = Context(smoke=False, workdir=Path(tempfile.mkdtemp(prefix="honeyatlas-views-")), query_rows=[])
-    figures = views(ctx, args.store)
+    try:
+        figures = views(ctx, args.store)
+    finally:
+        shutil.rmtree(ctx.workdir, ignore_errors=True)
     report = {"date": started.isoformat(timespec="seconds"), "commit": git_commit(),
               "command": " ".join(["python -m benchmarks.views", *(argv if argv is not None else sys.argv[1:])]),
               "machine": machine(), "benchmarks": {"views": {"figures": [f.as_dict() for f in figures]}},
