@@ -164,6 +164,11 @@ function startMap(audience) {
   let summaryPoll = null; // the pollers start after the first view is applied
   let timelinePoll = null;
 
+  /** The view names a window and this page shows windows (an analyst's, not a wall's). */
+  function historyMode() {
+    return analyst && !view.kiosk && isHistory(view);
+  }
+
   function serverNow() {
     return Date.now() + clockSkewMs;
   }
@@ -229,7 +234,7 @@ function startMap(audience) {
         showDemoBanner(true);
       }
     }
-    if (isHistory(view)) return; // the map belongs to the window (and its replay)
+    if (historyMode()) return; // the map belongs to the window (and its replay)
     const shown = fresh.filter(liveMatches);
     stats.liveShown += shown.length;
     ticker.addAll(shown);
@@ -378,7 +383,7 @@ function startMap(audience) {
     stats.viewLoads += 1;
     liveMatches = matcher(view);
     document.body.classList.toggle("kiosk", view.kiosk);
-    const history = isHistory(view) && analyst && !view.kiosk;
+    const history = historyMode();
     document.body.dataset.mode = history ? "history" : "live";
     const span = history ? windowOf(view) : null;
     filterBar.render(view, span);
@@ -499,7 +504,7 @@ function startMap(audience) {
   applyView(view);
   new LiveStream(liveURL(), { onMessage: dispatch, onState: showConnection }).start();
   summaryPoll = pollWith(liveSummary, POLL_MS, {
-    onData: (body) => (isHistory(view) && analyst && !view.kiosk ? null : summaryShown(body)),
+    onData: (body) => (historyMode() ? null : summaryShown(body)),
     onError: reportPollError,
   });
   if (analyst) {
@@ -519,7 +524,7 @@ function startMap(audience) {
           return `/api/v1/stats/histogram?${query}`;
         },
         TIMELINE_POLL_MS,
-        { onData: (body) => (isHistory(view) ? null : timeline.show(body)), onError: reportPollError },
+        { onData: (body) => (historyMode() ? null : timeline.show(body)), onError: reportPollError },
       );
     }
   }

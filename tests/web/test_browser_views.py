@@ -338,3 +338,21 @@ def test_the_map_fills_the_room_between_the_panels_and_no_label_hides_under_one(
         assert room["left"] <= label["x0"] < label["x1"] <= room["right"], label
         assert room["top"] <= label["y"] <= room["bottom"], label
     page.screenshot(path=str(seeded.server.data_dir.parent / f"map-{size[0]}.png"))
+
+
+def test_kiosk_mode_hides_the_controls_and_keeps_counters_incidents_and_the_live_map(watched, seeded: Seeded) -> None:  # type: ignore[no-untyped-def]
+    page = watched
+    page.goto(f"{seeded.server.url}?kiosk=1&range=24h")  # a wall shows now: the window is ignored
+    page.wait_for_selector('#conn-status[data-state="up"]', timeout=15_000)
+    page.wait_for_function("() => window.__honeyatlas.mapReady === true", timeout=15_000)
+    assert page.evaluate("() => document.body.classList.contains('kiosk') && document.body.dataset.mode") == "live"
+    for hidden in ("#filter-bar", "#timeline-panel", "#account", "#events-panel"):
+        assert page.locator(hidden).is_hidden(), hidden
+    for shown in ("#count-1m", "#count-1h", "#count-24h", "#incidents", "#ticker", "#top-countries"):
+        assert page.locator(shown).is_visible(), shown
+    page.wait_for_function("() => document.querySelector('#count-24h').textContent !== '–'", timeout=15_000)
+    assert page.locator("#incidents li.incident-item").count() > 0
+    token = seeded.server.add_sensor("wall-1", location=(59.33, 18.07))
+    arcs = page.evaluate("() => window.__honeyatlas.arcsDrawn")
+    post(seeded.server, token, [{"ts": iso(datetime.now(UTC)), "kind": "scan", "src_ip": "1.1.1.1", "dst_port": 23}])
+    page.wait_for_function(f"() => window.__honeyatlas.arcsDrawn > {arcs}", timeout=10_000)
