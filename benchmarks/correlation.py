@@ -373,10 +373,14 @@ def correlation(ctx: Context) -> list[Figure]:
                                   higher_is_better=False, target=f"<= {TARGET_DELAY_SECONDS:g}",
                                   notes=f"p50 {s['delay_p50_seconds']:g} s, event time"))
         shared = result["exported"]["campaign"]
-        figures.append(Figure("correlation", f"{name} campaign precision, exported", shared["precision"], "",
-                              target=f">= {TARGET_SHARE}",
-                              notes=f"confidence >= {result['export_min_confidence']:g}; TP {shared['tp']} FP "
-                              f"{shared['fp']} FN {shared['fn']}"))
+        if shared["tp"] + shared["fp"]:
+            figures.append(Figure("correlation", f"{name} campaign precision, exported", shared["precision"], "",
+                                  target=f">= {TARGET_SHARE}",
+                                  notes=f"confidence >= {result['export_min_confidence']:g}; TP {shared['tp']} FP "
+                                  f"{shared['fp']} FN {shared['fn']}"))
+        else:  # a trace shorter than the warm-up exports nothing: no precision to speak of
+            figures.append(Figure("correlation", f"{name} campaigns exported", 0.0, "incidents",
+                                  notes=f"all {shared['fn']} planted campaigns opened within the warm-up"))
         figures.append(Figure("correlation", f"{name} campaign recall, exported", shared["recall"], "",
                               notes="planted campaigns of a fresh instance's first hour have the warm-up's confidence"))
         figures.append(Figure("correlation", f"{name} replay through the pipeline", replay["events_per_second"],
