@@ -370,9 +370,9 @@ function startMap(audience) {
   }
 
   /** A new view: into the URL (a history entry), then onto the page. */
-  function setView(next, { push = true } = {}) {
+  function setView(next) {
     const search = viewSearch(next);
-    if (push && search !== window.location.search) {
+    if (search !== window.location.search) {
       window.history.pushState(null, "", `${window.location.pathname}${search}`);
     }
     applyView(next);
