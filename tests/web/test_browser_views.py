@@ -39,6 +39,7 @@ XSS_CORPUS = [
 ]
 ATTACKER_FIELDS = ["username", "password", "command", "url", "user_agent", "client_version", "signature", "action"]
 SPAN_MINUTES = 40  # the seeded events' spread: a 1000x replay of it takes about 2.5 s
+PAYLOAD = "c0ffee" * 10 + "beef"  # a SHA-256 some of 1.1.1.1's commands carry
 
 
 def iso(ts: datetime) -> str:
@@ -75,6 +76,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
                 kind = KINDS[(minute * 3 + index) % len(KINDS)]
                 record: dict[str, Any] = {"ts": iso(start + timedelta(minutes=minute, seconds=7 * index)), "kind": kind,
                                           "src_ip": source, "dst_port": [22, 23, 80][index], "session": f"s{n}"}
+                if source == "1.1.1.1" and kind == "command":
+                    record["sha256"] = PAYLOAD
                 if source == "8.8.8.8":  # the corpus in every attacker-controlled field
                     hostile = XSS_CORPUS[n % len(XSS_CORPUS)]
                     record.update({field: hostile for field in ATTACKER_FIELDS})
@@ -356,3 +359,26 @@ def test_kiosk_mode_hides_the_controls_and_keeps_counters_incidents_and_the_live
     arcs = page.evaluate("() => window.__honeyatlas.arcsDrawn")
     post(seeded.server, token, [{"ts": iso(datetime.now(UTC)), "kind": "scan", "src_ip": "1.1.1.1", "dst_port": 23}])
     page.wait_for_function(f"() => window.__honeyatlas.arcsDrawn > {arcs}", timeout=10_000)
+
+
+def test_the_incident_and_payload_pages_show_their_profiles(watched, seeded: Seeded) -> None:  # type: ignore[no-untyped-def]
+    page = watched
+    incident = httpx.get(f"{seeded.server.url}api/v1/incidents",
+                         params={"since": iso(seeded.since), "until": iso(seeded.until), "limit": 1}).json()["incidents"][0]
+    page.goto(f"{seeded.server.url}incidents/{incident['id']}")
+    page.wait_for_selector('#profile[data-kind="incident"][data-state="shown"]', timeout=15_000)
+    text = page.locator("#profile").text_content()
+    assert all(source in text for source in incident["sources"][:5])
+    assert page.locator("#profile a[href^='/?range=7d&src_ip=']").count() == 1  # its events on the map
+
+    payload = httpx.get(f"{seeded.server.url}api/v1/malware/{PAYLOAD}").json()
+    page.goto(f"{seeded.server.url}malware/{PAYLOAD}")
+    page.wait_for_selector('#profile[data-kind="malware"][data-state="shown"]', timeout=15_000)
+    text = page.locator("#profile").text_content()
+    assert PAYLOAD in text and all(s["sensor"] in text for s in payload["sightings"])
+    page.click("#profile a[href='/attackers/1.1.1.1']")
+    page.wait_for_selector('#profile[data-kind="attacker"][data-state="shown"]', timeout=15_000)
+    assert PAYLOAD in page.locator("#profile").text_content()
+
+    page.goto(f"{seeded.server.url}malware/{'0' * 64}")
+    page.wait_for_selector('#profile[data-kind="malware"][data-state="missing"]', timeout=15_000)
