@@ -210,7 +210,7 @@ def fuzz_benchmark(ctx: Any) -> list[Any]:
     (`serve`, DuckDB), a sensor and a read token made by the CLI, 100,000 cases."""
     from benchmarks.harness import Figure, ServerProcess, add_sensor, read_token
 
-    cases = ctx.size(100_000, 60)
+    cases = ctx.size(100_000, 30)
     data_dir = ctx.workdir / "fuzz"
     sensor_token = add_sensor(data_dir, "fuzz-1")
     credentials = Credentials().add("/", {"Authorization": f"Bearer {read_token(data_dir)}"})

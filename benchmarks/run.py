@@ -37,7 +37,7 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "correlation": correlation.correlation,
     "roles": roles.roles,  # needs PostgreSQL's binaries and nats-server (as `make test` does)
     "read_flood": read_flood.read_flood,  # ingest under expensive reads, with and without read slots
-    "fuzz": fuzz.fuzz_benchmark,  # schemathesis, 100,000 cases (hours; smoke: 60)
+    "fuzz": fuzz.fuzz_benchmark,  # schemathesis, 100,000 cases (about an hour; smoke: 30)
     "slowloris": slowloris.slowloris,  # 1,000+ trickling connections from 127.0.1.x (Linux loopback)
     "crash": crash.crash,  # SIGKILLs the server under 8 clients; the PostgreSQL run needs its binaries
 }
