@@ -129,7 +129,7 @@ def test_settings_are_stored_validated_and_answered_with_the_sensor(backend: Bac
     sensor, token = registry.add("edge-01", honeypot="cowrie", lat=None, lon=None)
     assert (sensor.formats, sensor.rate_per_second, sensor.burst, sensor.syslog_sources) == (None, None, None, ())
     known = ["cowrie", "cowrie-cef", "cowrie-sessions", "dionaea", "event", "auto"]
-    assert sensor.allowed_formats(known) == {"cowrie", "cowrie-cef", "cowrie-sessions", "auto"}
+    assert sensor.allowed_formats(known) == {"cowrie", "cowrie-cef", "cowrie-sessions", "auto", "event"}
 
     chosen = SensorSettings(formats=("cowrie", "event", "cowrie"), rate_per_second=50.0, burst=200,
                             syslog_sources=("192.0.2.7", "198.51.100.9/24", "2001:db8::1/48"))
