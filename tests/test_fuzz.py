@@ -51,8 +51,9 @@ def test_the_document_describes_the_api_not_the_routes_that_serve_it(server: Run
 
 
 def test_a_nul_character_in_the_path_or_query_is_refused_with_a_reason(server: RunningServer) -> None:
-    """Found by the fuzzer on PostgreSQL (its text cannot hold NUL: the read failed, a 5xx).
-    No stored value holds one (adapters strip control characters), so both backends refuse."""
+    """Found sending the fuzzer's NUL strings to PostgreSQL (its text cannot hold NUL: the read
+    failed, a 5xx). No stored value holds one (adapters strip control characters), so both
+    backends refuse."""
     for path in ("api/v1/events?sensor=%00", "api/v1/events?src_ip=198.51.100.7%00", "api/v1/incidents/%00",
                  "api/v1/incidents/x%00y/stix", "api/v1/stats/summary?x%00=1"):
         answer = httpx.get(server.url + path, timeout=30)
