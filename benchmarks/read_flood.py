@@ -18,10 +18,7 @@ ingest on both backends). Figures: docs/reliability.md#expensive-queries.
 from __future__ import annotations
 
 import asyncio
-import re
 import shutil
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -32,11 +29,10 @@ import duckdb
 import httpx
 
 from benchmarks.fill import fill_store
-from benchmarks.harness import REPO, Context, Figure, ServerProcess, WorkerGroup, add_sensor, quantile
+from benchmarks.harness import Context, Figure, ServerProcess, WorkerGroup, add_sensor, quantile, read_token
 from benchmarks.load import sender
 
 INGEST_PATH = "/api/v1/ingest/cowrie"
-_READ_TOKEN = re.compile(r"token[^:]*:\s*(hat_r_\S+)")
 SETUPS = {  # name -> [storage] settings
     "defaults": {},  # 2 slots, read threads niced 10, DuckDB's threads = cores
     "reads not niced": {"duckdb_read_niceness": 0},
@@ -44,16 +40,6 @@ SETUPS = {  # name -> [storage] settings
                                              "duckdb_read_niceness": 0},
     "1 slot, 1 DuckDB thread": {"max_concurrent_reads": 1, "duckdb_threads": 1},
 }
-
-
-def read_token(data_dir: Path) -> str:
-    """A read token for the readers, through the CLI (`honeyatlas token add`)."""
-    done = subprocess.run([sys.executable, "-m", "honeyatlas", "token", "add", "bench-reader", "--role", "analyst",
-                           "--data-dir", str(data_dir)], capture_output=True, text=True, timeout=60, cwd=REPO)
-    match = _READ_TOKEN.search(done.stdout)
-    if done.returncode != 0 or match is None:
-        raise RuntimeError(f"token add failed ({done.returncode}): {done.stdout} {done.stderr}")
-    return match.group(1)
 
 
 def expensive_paths(data_dir: Path) -> list[str]:
