@@ -205,8 +205,8 @@ def test_sigterm_during_a_big_batch_stores_it_whole_or_not_at_all(tmp_path: Path
     print(f"\nSIGTERM during a 100k batch: answer {result.get('status')}, {stored} events stored")
     if result["status"] == 200:
         assert stored == RECORDS
-    else:
-        assert stored == 0
+    else:  # never half: nothing, or the whole batch committed unanswered (the sender's retry keeps it once)
+        assert stored in (0, RECORDS)
 
 
 # --------------------------------------------------------------------------- drain, in process

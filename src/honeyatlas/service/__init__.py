@@ -161,8 +161,8 @@ class Service:
                 ingest_settings=config.ingest, formats=self.pipeline.formats(), live=self.hub,
                 geoip_status=lambda: geoip_status(self.geoip), faults=faults,
                 sharing_identity=config.server.instance_name,
-                benign=BenignNetworks(config.correlation.benign_networks), public=public,
-                export_min_confidence=config.correlation.export_min_confidence,
+                benign=BenignNetworks(config.correlation.benign_networks),
+                export_min_confidence=config.correlation.export_min_confidence, public=public,
             ),
             IngestContext(pipeline=self.pipeline, registry=self.registry, receipts=self.store, metrics=self.metrics,
                           settings=config.ingest, idempotency=self.idempotency),
@@ -236,6 +236,7 @@ class Service:
     async def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
         """Start everything, serve HTTP until cancelled or signalled, then stop cleanly."""
         await serve(self.app, self.config.server, live=self.config.live, metrics=self.metrics, start=self.start,
-                    stop=self.stop, on_ready=on_ready)
+                    stop=self.stop, on_ready=on_ready,
+                    drain_seconds=self.config.ingest.shutdown_drain_seconds)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import resource
 import signal
 import socket
@@ -47,7 +48,7 @@ def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
 
 async def serve(app: Litestar, server_config: ServerConfig, *, live: LiveConfig, metrics: Metrics,
                 start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]],
-                on_ready: Callable[[str], None] | None = None) -> None:
+                on_ready: Callable[[str], None] | None = None, drain_seconds: float = 5.0) -> None:
     """Listen where `server_config` says (first: a taken port is one clear error before
     anything starts), start the role (`start`), serve HTTP until cancelled or signalled, then
     stop serving and stop the role (`stop`). `live` sets the WebSocket's ping and frame cap;
@@ -75,7 +76,9 @@ async def serve(app: Litestar, server_config: ServerConfig, *, live: LiveConfig,
         forwarded_allow_ips=list(server_config.forwarded_allow_ips) or None,
         log_level="warning",
         lifespan="off",
-        timeout_graceful_shutdown=5,
+        # On a signal, requests in flight get this long to finish (ingest.shutdown_drain_seconds,
+        # at least 5 s) before uvicorn cancels them: a batch being stored is answered, not cut.
+        timeout_graceful_shutdown=max(5, math.ceil(drain_seconds)),
     )
     try:
         config.load()  # reads the certificate now, so a bad one is one clear error

@@ -116,7 +116,8 @@ class RoleBase(abc.ABC):
                 self.accounts.close()
 
         await serve(self.app, self.config.server, live=self.config.live, metrics=self.metrics, start=start,
-                    stop=stop, on_ready=on_ready)
+                    stop=stop, on_ready=on_ready,
+                    drain_seconds=self.config.ingest.shutdown_drain_seconds)
 
 
 class IngestRole(RoleBase):
@@ -222,8 +223,8 @@ class WebRole(RoleBase):
             WebContext(registry=self.registry, store=self.store, backlog=self.store, metrics=self.metrics,
                        ingest_settings=config.ingest, formats=sorted([*build_adapters(config), "auto"]),
                        live=self.hub, role="web", sharing_identity=config.server.instance_name,
-                       benign=BenignNetworks(config.correlation.benign_networks), public=public,
-                       export_min_confidence=config.correlation.export_min_confidence),
+                       benign=BenignNetworks(config.correlation.benign_networks),
+                       export_min_confidence=config.correlation.export_min_confidence, public=public),
             self.access(public))
 
     async def start(self) -> None:
