@@ -7,6 +7,7 @@ whose password libpq may echo back in its own messages (it is scrubbed from them
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -52,3 +53,19 @@ def connect_sync(url: str, where: str) -> psycopg.Connection[Any]:
         return psycopg.Connection.connect(url, **_SESSION)  # type: ignore[arg-type]
     except psycopg.Error as exc:
         raise _failure(url, where, exc) from None
+
+
+def connect_with_schema(url: str, where: str, *, lock: int, schema: Sequence[str], what: str) -> psycopg.Connection[Any]:
+    """A session on which `schema`'s DDL (idempotent: CREATE ... IF NOT EXISTS) has run, under
+    advisory lock `lock`, since the processes of a cluster start together; `what` names the
+    tables in the one-line error."""
+    con = connect_sync(url, where)
+    try:
+        with con.transaction():
+            con.execute("SELECT pg_advisory_xact_lock(%s)", [lock])
+            for statement in schema:
+                con.execute(statement)  # type: ignore[arg-type]  # DDL of our own
+    except psycopg.Error as exc:
+        con.close()
+        raise StoreError(f"cannot create {what} at {where}: {exc}") from exc
+    return con

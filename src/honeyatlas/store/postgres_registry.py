@@ -30,7 +30,7 @@ from psycopg import errors as pg_errors
 
 from honeyatlas.enrichment.sensors import Sensor, SensorSettings
 from honeyatlas.errors import RegistryError, StoreError
-from honeyatlas.store.postgres_connect import connect_sync, describe
+from honeyatlas.store.postgres_connect import connect_sync, connect_with_schema, describe
 from honeyatlas.store.registry import (
     DEFAULT_GRACE_SECONDS,
     SENSOR_WIDTH,
@@ -75,16 +75,7 @@ class PostgresSensorRegistry:
         self._lock = threading.Lock()
 
     def open(self) -> None:
-        con = connect_sync(self._url, self._where)
-        try:
-            with con.transaction():
-                con.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
-                for statement in _SCHEMA:
-                    con.execute(statement)  # type: ignore[arg-type]  # DDL of our own
-        except psycopg.Error as exc:
-            con.close()
-            raise StoreError(f"cannot create the sensor registry at {self._where}: {exc}") from exc
-        self._con = con
+        self._con = connect_with_schema(self._url, self._where, lock=_LOCK, schema=_SCHEMA, what="the sensor registry")
 
     def close(self) -> None:
         if self._con is not None:
