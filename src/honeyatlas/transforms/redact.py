@@ -8,6 +8,8 @@ removed that burns a sensor or repeats what an attacker typed:
   code, and it sits on its country's representative point, never its own position;
 - usernames, passwords, commands, URLs, user agents, client banners, the honeypot's own
   address and port, sessions, IDS signatures, hashes and raw records are dropped;
+- events keep their flags (demo, private or reserved source, truncated), so the public map
+  says when it shows the simulated honeynet;
 - incidents keep their kind, status, times and sizes; their key, sources, sensors and
   fingerprint (credentials, commands, banners) are dropped.
 
@@ -91,7 +93,7 @@ class PublicView:
             id=event.id, ts=event.ts, ingest_ts=event.ingest_ts, sensor=label, honeypot="", kind=event.kind,
             outcome=event.outcome, src_ip=network_of(event.src_ip) if event.src_ip else None,
             transport=event.transport, protocol=event.protocol, dst_port=event.dst_port,
-            src_geo=event.src_geo, dst_geo=dst_geo, v=event.v,
+            src_geo=event.src_geo, dst_geo=dst_geo, flags=event.flags, v=event.v,
         )
 
     def incident(self, incident: Incident) -> Incident:
