@@ -117,6 +117,7 @@ class Histogram(msgspec.Struct):
 
 
 MAX_HISTOGRAM_BUCKETS = 10_000
+MAX_EVENTS_PAGE = 10_000
 EXPORT_MAX_EVENTS = 100_000  # documented in docs/api.md
 EXPORT_PAGE_EVENTS = 2_000
 FILTERED = ("Takes the filter parameters (since, until, range, sensor, honeypot, kind, outcome, protocol, port, "
@@ -170,7 +171,9 @@ def api_routes(ctx: WebContext) -> list[BaseRouteHandler]:
         view: Filtered,
         order: Annotated[Literal["desc", "asc"], QueryParameter(
             description="desc: newest first; asc: oldest first (replay a window)")] = "desc",
-        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        # Up to 10,000 a page: a replay at 1000x reads a window page after page, and 1,000-event
+        # pages made a 100,000-event replay take 30.6 s instead of 3.6 s (frontend/README.md).
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_EVENTS_PAGE)] = 100,
         cursor: FromQuery[str | None] = None,
     ) -> EventPage:
         query = EventQuery(filter=view.filter, order=order, limit=limit,
