@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from argon2 import PasswordHasher
 
@@ -26,7 +25,7 @@ from honeyatlas.store.accounts import (
     login_hint,
 )
 from honeyatlas.store.postgres_accounts import PostgresAccounts
-from tests.engines.postgres import PostgresServer
+from tests.store import backends
 
 PASSWORD = "correct horse battery"
 
@@ -55,37 +54,12 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
-class Backend:
-    """Opens `Accounts` objects on one database: several, as several processes would."""
-
-    def __init__(self, kind: str, tmp_path: Path, postgres: PostgresServer | None) -> None:
-        self.kind = kind
-        self.path = tmp_path / "accounts.sqlite3"
-        self.url = postgres.new_database() if postgres else ""
-        self.opened: list[SQLAccounts] = []
-
-    def open(self, **kwargs: Any) -> SQLAccounts:
-        accounts: SQLAccounts = (SQLiteAccounts(self.path, **kwargs) if self.kind == "sqlite"
-                                 else PostgresAccounts(self.url, **kwargs))
-        accounts.open()  # type: ignore[attr-defined]
-        self.opened.append(accounts)
-        return accounts
-
-    def stored(self, sql: str) -> list[tuple[Any, ...]]:
-        if self.kind == "sqlite":
-            with sqlite3.connect(self.path) as con:
-                return con.execute(sql).fetchall()
-        with psycopg.connect(self.url) as con:
-            return con.execute(sql).fetchall()  # type: ignore[arg-type]
+Backend = backends.Backend[SQLAccounts]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    postgres = request.getfixturevalue("postgres_server") if request.param == "postgresql" else None
-    found = Backend(request.param, tmp_path, postgres)
-    yield found
-    for accounts in found.opened:
-        accounts.close()  # type: ignore[attr-defined]
+    yield from backends.backend_of(request, tmp_path / "accounts.sqlite3", SQLiteAccounts, PostgresAccounts)
 
 
 def test_users_passwords_and_the_dummy_hash(backend: Backend) -> None:

@@ -4,52 +4,27 @@ registered again, and the per-sensor settings (formats, rate, burst, syslog sour
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
 
 from honeyatlas.enrichment.sensors import CachedDirectory, Sensor, SensorSettings
 from honeyatlas.errors import RegistryError
 from honeyatlas.store.postgres_registry import PostgresSensorRegistry
 from honeyatlas.store.registry import SensorRegistry
-from tests.engines.postgres import PostgresServer
+from tests.store import backends
 
 Registry = SensorRegistry | PostgresSensorRegistry
 
 
-class Backend:
-    def __init__(self, kind: str, tmp_path: Path, postgres: PostgresServer | None) -> None:
-        self.kind = kind
-        self.path = tmp_path / "registry.sqlite3"
-        self.url = postgres.new_database() if postgres else ""
-        self.opened: list[Registry] = []
-
-    def open(self) -> Registry:
-        registry = SensorRegistry(self.path) if self.kind == "sqlite" else PostgresSensorRegistry(self.url)
-        registry.open()
-        self.opened.append(registry)
-        return registry
-
-    def stored(self, sql: str) -> list[tuple[Any, ...]]:
-        if self.kind == "sqlite":
-            with sqlite3.connect(self.path) as con:
-                return con.execute(sql).fetchall()
-        with psycopg.connect(self.url) as con:
-            return con.execute(sql).fetchall()  # type: ignore[arg-type]
+Backend = backends.Backend[Registry]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    postgres = request.getfixturevalue("postgres_server") if request.param == "postgresql" else None
-    found = Backend(request.param, tmp_path, postgres)
-    yield found
-    for registry in found.opened:
-        registry.close()
+    yield from backends.backend_of(request, tmp_path / "registry.sqlite3", SensorRegistry, PostgresSensorRegistry)
 
 
 def name_of(sensor: Sensor | None) -> str | None:

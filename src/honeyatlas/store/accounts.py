@@ -25,11 +25,9 @@ login rate limits (web).
 from __future__ import annotations
 
 import abc
-import contextlib
 import hashlib
 import hmac
 import logging
-import os
 import re
 import secrets
 import sqlite3
@@ -44,6 +42,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from honeyatlas.access import Accounts, Principal, Role, TokenInfo, UserInfo
 from honeyatlas.errors import RegistryError
+from honeyatlas.store.sqlite import connect_shared
 
 ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # as sensor names
 READ_TOKEN = re.compile(r"^hat_r_([0-9a-f]{16})_([A-Za-z0-9_-]{20,64})$")
@@ -299,14 +298,6 @@ _SQLITE_SCHEMA = [
 ]
 
 
-def create_owner_only(path: Path) -> None:
-    """Create `path` (and its directory) readable by its owner only, whatever the umask."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not path.exists():
-        with contextlib.suppress(FileExistsError):
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-
-
 class SQLiteAccounts(SQLAccounts):
     """`accounts.sqlite3` in the data directory: WAL mode, so the server and the commands
     share it; times stored as UTC ISO-8601 text with microseconds (so they sort as text)."""
@@ -318,10 +309,7 @@ class SQLiteAccounts(SQLAccounts):
         self._lock = threading.Lock()
 
     def open(self) -> None:
-        create_owner_only(self._path)
-        con = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, timeout=10)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA busy_timeout=10000")
+        con = connect_shared(self._path)
         for statement in _SQLITE_SCHEMA:
             con.execute(statement)
         self._con = con

@@ -49,6 +49,7 @@ from typing import Any
 
 from honeyatlas.enrichment.sensors import Sensor, SensorSettings
 from honeyatlas.errors import RegistryError
+from honeyatlas.store.sqlite import connect_shared
 
 SENSOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 HONEYPOT_TYPE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
@@ -234,13 +235,7 @@ class SensorRegistry:
         self._lock = threading.Lock()
 
     def open(self) -> None:
-        self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not self._path.exists():  # owner-only from the start: it holds hpfeeds secrets (see above)
-            with contextlib.suppress(FileExistsError):
-                os.close(os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        con = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, timeout=10)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA busy_timeout=10000")
+        con = connect_shared(self._path)  # owner-only from the start: it holds hpfeeds secrets (see above)
         for statement in _SCHEMA:
             con.execute(statement)
         present = {row[1] for row in con.execute("PRAGMA table_info(sensors)")}
