@@ -225,6 +225,16 @@ class CorrelationConfig(_Section):
         default_factory=lambda: ["SSH-2.0-OpenSSH_", "SSH-2.0-PuTTY", "SSH-2.0-Go", "SSH-2.0-libssh", "SSH-2.0-paramiko_",
                                  "SSH-2.0-AsyncSSH_", "SSH-2.0-JSCH-", "SSH-2.0-Renci.SshNet."]
     )
+    # Known before any traffic (transforms/correlate/known.py): credential pairs every bot tries
+    campaign_builtin_credentials: bool = True
+    campaign_common_credentials: list[str] = []  # more "user/password" pairs common on this honeynet
+    # Public file hosts: a download from one is keyed by host and owner path, not by host
+    campaign_shared_hosts: list[str] = msgspec.field(
+        default_factory=lambda: ["githubusercontent.com", "github.com", "gitlab.com", "bitbucket.org", "pastebin.com",
+                                 "paste.ee", "transfer.sh", "catbox.moe", "discordapp.com", "dropbox.com",
+                                 "dropboxusercontent.com", "drive.google.com", "mega.nz", "gofile.io", "sourceforge.net",
+                                 "anonfiles.com", "file.io", "0x0.st", "termbin.com"]
+    )
     campaign_background_half_life_seconds: Seconds = 6 * 3600.0
     campaign_max_background_sources: Annotated[float, Meta(gt=0)] = 2.0
     campaign_common_part_sources: Annotated[int, Meta(ge=2)] = 10

@@ -17,6 +17,7 @@ import enum
 import hashlib
 import math
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -136,3 +137,32 @@ def doubling_seconds(first_sightings: list[datetime]) -> float | None:
         return None
     slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
     return 1 / slope if slope > 0 else None
+
+
+_OWNER_PART_LIMIT = 256  # characters of a shared host's owner part inside a fingerprint value
+
+
+def download_key(url: str, shared_hosts: tuple[str, ...]) -> str | None:
+    """The `download_host` fingerprint of a fetched URL: its host, or for a public file host
+    (one of `shared_hosts`, or a subdomain of one) the host and the owner's part of the path:
+    the first two path segments (`raw.githubusercontent.com/<user>/<repo>`,
+    `pastebin.com/raw/<paste>`), the whole path and query when it has fewer. Thousands of
+    unrelated bots fetch from GitHub; one operator's repository is what a campaign shares.
+    None when the URL has no host (or, on a shared host, no path)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    if not any(host == shared or host.endswith("." + shared) for shared in shared_hosts):
+        return host
+    segments = [s for s in parts.path.split("/") if s]
+    if len(segments) >= 2:
+        owner = "/".join(segments[:2])
+    else:
+        owner = "/".join(segments) + (f"?{parts.query}" if parts.query else "")
+    if not owner:
+        return None
+    return f"{host}/{owner}"[:_OWNER_PART_LIMIT]

@@ -12,12 +12,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Hashable, Iterable
 from datetime import datetime
-from urllib.parse import urlsplit
 
 import msgspec
 
 from honeyatlas.config import CorrelationConfig
-from honeyatlas.incident import Fingerprint, IncidentKind
+from honeyatlas.incident import Fingerprint, IncidentKind, download_key
 from honeyatlas.sources.simulate import world
 from honeyatlas.sources.simulate.world import Item
 
@@ -38,6 +37,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     epidemic_sensors: int
     epidemic_window_ms: int
     benign_networks: tuple[str, ...] = ()  # sources there open no multi-sensor or campaign incident
+    shared_hosts: tuple[str, ...] = ()  # public file hosts: keyed by host and owner path (incident.download_key)
 
     @classmethod
     def of(cls, c: CorrelationConfig) -> Limits:
@@ -49,6 +49,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
             credential_count=c.campaign_credential_count, command_count=c.campaign_command_count,
             ignored_banners=tuple(c.campaign_ignore_client_versions), epidemic_sensors=c.epidemic_min_sensors,
             epidemic_window_ms=round(c.epidemic_window_seconds * 1000), benign_networks=tuple(c.benign_networks),
+            shared_hosts=tuple(h.lower().strip(".") for h in c.campaign_shared_hosts),
         )
 
 
@@ -202,7 +203,7 @@ def completions(items: list[Item], limits: Limits) -> list[tuple[int, str, Finge
                 if len(typed) == limits.command_count:
                     found.append((ts, source, Fingerprint.COMMANDS, " ; ".join(typed)))
         elif kind == "file_download" and record.get("url"):
-            host = urlsplit(record["url"]).hostname
+            host = download_key(record["url"], limits.shared_hosts)
             if host:
                 found.append((ts, source, Fingerprint.DOWNLOAD_HOST, host))
         version = record.get("client_version")

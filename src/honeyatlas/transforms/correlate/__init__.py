@@ -29,6 +29,7 @@ import msgspec
 from honeyatlas.config import CorrelationConfig
 from honeyatlas.event import Event
 from honeyatlas.incident import Fingerprint, Incident, IncidentStatus
+from honeyatlas.transforms.correlate import known as known_lists
 from honeyatlas.transforms.correlate._open import OpenIncident
 from honeyatlas.transforms.correlate.attackers import MultiSensorDetector, ScanDetector
 from honeyatlas.transforms.correlate.benign import BenignNetworks
@@ -85,6 +86,27 @@ class Hit(msgspec.Struct, frozen=True, array_like=True):
     pair: str = ""
 
 
+def campaign_detector(s: CorrelationConfig, *, max_fingerprints: int | None = None,
+                      max_hits_per_fingerprint: int | None = None,
+                      common_part_sources: int | None = None) -> CampaignDetector:
+    """The campaign detector the settings describe (a worker's fingerprinter overrides the
+    sizes of the state it does not use and its share of the common-part threshold)."""
+    known = frozenset(known_lists.COMMON_CREDENTIALS) if s.campaign_builtin_credentials else frozenset()
+    return CampaignDetector(
+        min_sources=s.campaign_min_sources, window_seconds=s.campaign_window_seconds,
+        credential_count=s.campaign_credential_count, command_count=s.campaign_command_count,
+        ignore_client_versions=s.campaign_ignore_client_versions, max_sessions=s.max_sessions,
+        max_fingerprints=s.max_fingerprints if max_fingerprints is None else max_fingerprints,
+        max_hits_per_fingerprint=s.max_hits_per_source if max_hits_per_fingerprint is None else max_hits_per_fingerprint,
+        max_members=s.max_members_per_incident, background_half_life_seconds=s.campaign_background_half_life_seconds,
+        max_background_sources=s.campaign_max_background_sources,
+        common_part_sources=s.campaign_common_part_sources if common_part_sources is None else common_part_sources,
+        max_parts=s.max_fingerprints, warmup_seconds=s.campaign_warmup_seconds,
+        known_credentials=known | frozenset(s.campaign_common_credentials),
+        shared_hosts=tuple(s.campaign_shared_hosts),
+    )
+
+
 class Correlator:
     """All four detectors (`--role all`), or a subset: `BY_SOURCE` in a worker's source
     stage, `BY_KEY` in its keyed stage (fed by `observe_keyed`)."""
@@ -102,16 +124,7 @@ class Correlator:
                 min_ports=s.scan_min_ports, min_sensors=s.scan_min_sensors, window_seconds=s.scan_window_seconds,
                 max_sources=s.max_sources, max_hits_per_source=s.max_hits_per_source, max_members=members,
             ),
-            "campaign": CampaignDetector(
-                min_sources=s.campaign_min_sources, window_seconds=s.campaign_window_seconds,
-                credential_count=s.campaign_credential_count, command_count=s.campaign_command_count,
-                ignore_client_versions=s.campaign_ignore_client_versions, max_sessions=s.max_sessions,
-                max_fingerprints=s.max_fingerprints, max_hits_per_fingerprint=s.max_hits_per_source,
-                max_members=members, background_half_life_seconds=s.campaign_background_half_life_seconds,
-                max_background_sources=s.campaign_max_background_sources,
-                common_part_sources=s.campaign_common_part_sources, max_parts=s.max_fingerprints,
-                warmup_seconds=s.campaign_warmup_seconds,
-            ),
+            "campaign": campaign_detector(s),
             "epidemic": EpidemicDetector(
                 min_sensors=s.epidemic_min_sensors, window_seconds=s.epidemic_window_seconds,
                 max_samples=s.max_samples, max_hits_per_sample=s.max_hits_per_source,
@@ -165,16 +178,9 @@ class Correlator:
         campaign's own new parts common before it opens (with 4 workers, 10 x 1/4 rounded to
         2 did, and lost commands campaigns whose members landed on one worker)."""
         s = self._settings
-        return CampaignDetector(
-            min_sources=s.campaign_min_sources, window_seconds=s.campaign_window_seconds,
-            credential_count=s.campaign_credential_count, command_count=s.campaign_command_count,
-            ignore_client_versions=s.campaign_ignore_client_versions, max_sessions=s.max_sessions,
-            max_fingerprints=1, max_hits_per_fingerprint=1, max_members=s.max_members_per_incident,
-            background_half_life_seconds=s.campaign_background_half_life_seconds,
-            max_background_sources=s.campaign_max_background_sources,
+        return campaign_detector(
+            s, max_fingerprints=1, max_hits_per_fingerprint=1,
             common_part_sources=max(s.campaign_min_sources + 1, round(s.campaign_common_part_sources * share)),
-            max_parts=s.max_fingerprints,
-            warmup_seconds=s.campaign_warmup_seconds,
         )
 
     def observe_keyed(self, items: Iterable[tuple[Event, Hit | None]]) -> list[Incident]:

@@ -4,7 +4,9 @@ Fingerprints (`honeyatlas.incident.Fingerprint`), taken from each event:
 - credentials: the first `credential_count` distinct username/password pairs of a session,
   as a sorted list (so parallel connections of one tool, which interleave, still agree);
 - commands: the first `command_count` commands of a session, in order, whitespace-collapsed;
-- download_host: the host of a URL a sensor was made to fetch (file_download events);
+- download_host: the host of a URL a sensor was made to fetch (file_download events), or
+  for a public file host (`shared_hosts`) the host and the owner's part of the path
+  (`honeyatlas.incident.download_key`);
 - client_version: the SSH client banner, unless it starts with one of the configured
   common prefixes (stock OpenSSH and PuTTY are shared by everyone and prove nothing).
 A session is (sensor, session id), or (sensor, source) when the honeypot has no session.
@@ -27,7 +29,8 @@ cluster's keyed stage computes it alone. A credential list or command sequence c
 new while every part of it is common (bots try random subsets of one dictionary): the
 detector learns, per credential pair and per command, how many distinct sources used it
 (decayed alike); a list or sequence whose every part reached `common_part_sources` is
-`common` and opens nothing.
+`common` and opens nothing. Credential pairs of `known_credentials` (the shipped list of
+bots' dictionaries, transforms/correlate/known.py) are common from the start.
 
 Second keys: `fingerprints` remembers, per source, the rare keys it completed within the
 window, and when it completes another one it also yields a pair hit (`pair` = the other
@@ -49,10 +52,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 from honeyatlas.event import Event, Kind
-from honeyatlas.incident import Fingerprint, IncidentKind, MatchedKey, Step
+from honeyatlas.incident import Fingerprint, IncidentKind, MatchedKey, Step, download_key
 from honeyatlas.transforms.correlate._open import BoundedMap, OpenIncident
 
 # Keys that never open a campaign alone: thousands of unrelated bots share a client
@@ -130,13 +132,23 @@ def _collapse(text: str) -> str:
     return " ".join(text.split())[:_PART_LIMIT]
 
 
+def credential_part(pair: str) -> str:
+    """A configured "user/password" as the detector writes a session's pair (the user is
+    what comes before the first "/", whitespace collapsed in both)."""
+    user, _, password = pair.partition("/")
+    return f"{_collapse(user)}/{_collapse(password)}"
+
+
 class CampaignDetector:
     def __init__(self, *, min_sources: int, window_seconds: float, credential_count: int, command_count: int,
                  ignore_client_versions: list[str], max_sessions: int, max_fingerprints: int,
                  max_hits_per_fingerprint: int, max_members: int, background_half_life_seconds: float,
                  max_background_sources: float, common_part_sources: int, max_parts: int,
-                 warmup_seconds: float) -> None:
+                 warmup_seconds: float, known_credentials: frozenset[str] = frozenset(),
+                 shared_hosts: tuple[str, ...] = ()) -> None:
         self._common_part = common_part_sources
+        self._known_pairs = frozenset(credential_part(pair) for pair in known_credentials)
+        self._shared_hosts = tuple(host.lower().strip(".") for host in shared_hosts)
         self._min_sources = min_sources
         self._half_life = background_half_life_seconds
         self._max_background = max_background_sources
@@ -193,10 +205,7 @@ class CampaignDetector:
                     found.append((Fingerprint.COMMANDS, " ; ".join(session.commands),
                                   self._common("c", session.commands, event.ts), ""))
         elif kind is Kind.FILE_DOWNLOAD and event.url:
-            try:
-                host = urlsplit(event.url).hostname
-            except ValueError:
-                host = None
+            host = download_key(event.url, self._shared_hosts)
             if host:
                 found.append((Fingerprint.DOWNLOAD_HOST, host, False, ""))
         if event.client_version and not event.client_version.startswith(self._ignored_banners):
@@ -259,6 +268,8 @@ class CampaignDetector:
 
     def _common(self, kind: str, texts: list[str], now: datetime) -> bool:
         for text in texts:
+            if kind == "p" and text in self._known_pairs:
+                continue  # known before any traffic: every bot tries it
             part = self._parts.get((kind, text))
             if part is None or self._decay(part.count, part.at, now) < self._common_part:
                 return False
