@@ -48,6 +48,7 @@ from honeyatlas.store import (
     SensorActivity,
     Summary,
     WindowSummary,
+    duckdb_addresses,
     duckdb_profiles,
     duckdb_stats,
     filters,
@@ -127,7 +128,20 @@ MIGRATIONS.append(
         ],
     )
 )
+MIGRATIONS.append(
+    (
+        6,
+        [  # IPv4 sources as integers (duckdb_addresses.py); the rows already stored are keyed when the store opens
+            f"ALTER TABLE events ADD COLUMN {duckdb_addresses.COLUMN} UINTEGER",
+            "CREATE TABLE address_keys (keyed_rowid BIGINT NOT NULL)",
+            "INSERT INTO address_keys VALUES (-1)",
+        ],
+    )
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+# The writer's INSERT: the shared columns from the Arrow batch, and the DuckDB-only key.
+_INSERT_EVENTS = (f"INSERT INTO events ({', '.join(COLUMN_NAMES)}, {duckdb_addresses.COLUMN}) "
+                  f"SELECT *, {duckdb_addresses.KEY} FROM event_batch")
 # The writer folds when this many events are not folded yet, even before the interval ends:
 # it bounds what a dashboard query must count from the raw events.
 FOLD_MAX_EVENTS = 50_000
@@ -319,6 +333,7 @@ class DuckDBStore:
             ) from exc
         try:
             self._migrate(self._con)
+            duckdb_addresses.key_addresses(self._con)  # rows stored before migration 6 or without the key
             self._fold(self._con)  # a store filled by an older version or cut off by a crash
         except BaseException:
             self._con.close()
@@ -437,6 +452,7 @@ class DuckDBStore:
             if events:
                 con.execute("CHECKPOINT")
                 con.execute("UPDATE stats_state SET folded_rowid = (SELECT coalesce(max(rowid), -1) FROM events)")
+                duckdb_addresses.mark_all_keyed(con)
         except duckdb.Error:
             with contextlib.suppress(duckdb.Error):
                 con.rollback()
@@ -477,7 +493,7 @@ class DuckDBStore:
                 con.unregister("incident_batch")
             if events:
                 con.register("event_batch", _events_to_arrow_in_slices(events))
-                con.execute("INSERT INTO events SELECT * FROM event_batch")
+                con.execute(_INSERT_EVENTS)
                 con.unregister("event_batch")
             if dead:
                 dead_batch = pa.table(

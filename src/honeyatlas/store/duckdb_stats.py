@@ -27,10 +27,10 @@ from typing import Any
 
 import duckdb
 
-from honeyatlas.store import WINDOW_TOP_DIMENSIONS, Counts, Summary, TopItem, WindowSummary
+from honeyatlas.store import WINDOW_TOP_DIMENSIONS, Counts, Summary, TopItem, WindowSummary, duckdb_addresses
 from honeyatlas.store.columns import TOP_DIMENSIONS
 from honeyatlas.store.filters import DUCKDB, EventFilter, where
-from honeyatlas.store.window_sql import SUMMARY_COLUMNS, count_sql, top_items, top_sql
+from honeyatlas.store.window_sql import count_sql, top_items, top_sql
 
 WINDOW = timedelta(hours=24)
 _EPOCH = datetime(1970, 1, 1)
@@ -39,8 +39,6 @@ _TOTAL = "total"
 _LATEST_ORG = "arg_max(src_org, ts) FILTER (WHERE src_org IS NOT NULL)"
 # How far a window may be from the rollup's trailing 24 hours for `stats_window` to answer it.
 _NEAR = timedelta(hours=1)
-# At most this many matching events are copied once (their summary columns) for the top lists.
-_MATCHED_AT_ONCE = 2_000_000
 
 
 def _change(added: str, removed: str | None = None) -> str:
@@ -332,6 +330,8 @@ def _minute_parts(con: duckdb.DuckDBPyConnection, since: datetime, until: dateti
 #   window and the window is within an hour of the rollup's own at both ends (its correction
 #   from the raw events stays small); else from the window's events.
 # - Usernames, passwords, commands and payloads: no rollup carries them; from the events.
+# From the events, the addresses are counted by their IPv4 key (duckdb_addresses.py) and an
+# ASN's label is read for the listed ASNs only.
 # Both paths are exact; tests/store/test_window_summary.py checks that they agree.
 
 
@@ -352,27 +352,43 @@ def window_summary(con: duckdb.DuckDBPyConnection, events: EventFilter, top_n: i
         elif rollups and events.dimensions <= {"kinds"}:
             parts, params = _minute_parts(con, since, until, events)
             total = int(con.execute(f"SELECT coalesce(sum(n), 0)::BIGINT FROM ({parts})", params).fetchall()[0][0])
-        table, listed = "events", events
-        if events.dimensions and (total is None or total <= _MATCHED_AT_ONCE):
-            # A filter beyond the window is a test on every row of the window (an address
-            # prefix is a text test): taken once, copying what the lists read of the matching
-            # events, unless they are too many to copy.
-            condition, params = where(events, DUCKDB)
-            con.execute(f"CREATE TEMP TABLE matched AS SELECT {', '.join(SUMMARY_COLUMNS)} FROM events "
-                        f"WHERE {condition} LIMIT {_MATCHED_AT_ONCE + 1}", params)
-            matched = int(con.execute("SELECT count(*) FROM matched").fetchall()[0][0])
-            if matched <= _MATCHED_AT_ONCE:
-                table, listed, total = "matched", EventFilter(), matched
         if total is None:
             sql, params = count_sql(events, DUCKDB)
             total = int(con.execute(sql, params).fetchall()[0][0])
+        # Each list reads the events, the filter tested again: every test is a comparison of
+        # one column (an IPv4 prefix a range of src_ip_v4), cheaper than copying the matching
+        # events once (which decompressed every column of each vector holding a match:
+        # measured slower for every filter of benchmarks/views.py).
         for dim in WINDOW_TOP_DIMENSIONS:
             if dim not in top:
-                sql, params = top_sql(listed, DUCKDB, dim, top_n, _LATEST_ORG, table)
-                top[dim] = top_items(dim, con.execute(sql, params).fetchall())
-    finally:  # also drops `matched`, made in this transaction
+                top[dim] = top_items(dim, con.execute(*_top_sql(events, dim, top_n)).fetchall())
+                if dim == "asns":
+                    top[dim] = _label_asns(con, events, top[dim])
+    finally:
         con.rollback()
     return WindowSummary(total=total, top={dim: top[dim] for dim in WINDOW_TOP_DIMENSIONS})
+
+
+def _top_sql(events: EventFilter, dim: str, top_n: int) -> tuple[str, list[Any]]:
+    """A top list from the events (window_sql.top_sql), but addresses by their IPv4 key
+    (duckdb_addresses.py) and ASNs without their label (`_label_asns` adds it)."""
+    if dim == "ips":
+        condition, params = where(events, DUCKDB)
+        return duckdb_addresses.top_addresses(condition, params, top_n)
+    return top_sql(events, DUCKDB, dim, top_n, "NULL")
+
+
+def _label_asns(con: duckdb.DuckDBPyConnection, events: EventFilter, items: list[TopItem]) -> list[TopItem]:
+    """The ASNs of a top list with their latest organisation: read for these few ASNs only,
+    not for every ASN of the window."""
+    if not items:
+        return items
+    condition, params = where(events, DUCKDB)
+    labels = dict(con.execute(
+        f"SELECT src_asn, {_LATEST_ORG} FROM events WHERE {condition} "
+        f"AND src_asn IN ({', '.join('?' * len(items))}) GROUP BY src_asn", [*params, *(item.key for item in items)],
+    ).fetchall())
+    return [TopItem(item.key, item.count, labels.get(item.key)) for item in items]
 
 
 def _rollup_window(con: duckdb.DuckDBPyConnection, folded: int, start: datetime, since: datetime, until: datetime,

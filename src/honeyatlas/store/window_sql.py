@@ -30,24 +30,18 @@ WINDOW_COLUMNS: dict[str, tuple[str, bool]] = {
 }
 
 
-# What the top lists read of an event: a table of the matching events holds these columns.
-SUMMARY_COLUMNS = sorted({column for column, _ in WINDOW_COLUMNS.values()} | {"src_org", "ts"})
-
-
 def count_sql(events: EventFilter, dialect: SqlDialect) -> tuple[str, list[Any]]:
     condition, params = where(events, dialect)
     return f"SELECT count(*) FROM events WHERE {condition}", params
 
 
-def top_sql(events: EventFilter, dialect: SqlDialect, dim: str, top_n: int, latest_org: str,
-            table: str = "events") -> tuple[str, list[Any]]:
+def top_sql(events: EventFilter, dialect: SqlDialect, dim: str, top_n: int, latest_org: str) -> tuple[str, list[Any]]:
     """(key, n, label) of a dimension's `top_n` keys, most events first, ties by key; the
-    label is an ASN's latest organisation (`latest_org`, an aggregate in the engine's words).
-    `table`: `events`, or a table of the matching events' SUMMARY_COLUMNS."""
+    label is an ASN's latest organisation (`latest_org`, an aggregate in the engine's words)."""
     column, _ = WINDOW_COLUMNS[dim]
     condition, params = where(events, dialect)
     label = latest_org if dim == "asns" else "NULL"
-    return (f"SELECT {column}, count(*) AS n, {label} FROM {table} WHERE {condition} AND {column} IS NOT NULL "
+    return (f"SELECT {column}, count(*) AS n, {label} FROM events WHERE {condition} AND {column} IS NOT NULL "
             f"GROUP BY {column} ORDER BY n DESC, {column} LIMIT {dialect.param}", [*params, top_n])
 
 
