@@ -30,7 +30,7 @@ import duckdb
 from honeyatlas.store import WINDOW_TOP_DIMENSIONS, Counts, Summary, TopItem, WindowSummary, duckdb_addresses
 from honeyatlas.store.columns import TOP_DIMENSIONS
 from honeyatlas.store.filters import DUCKDB, EventFilter, where
-from honeyatlas.store.window_sql import count_sql, top_items, top_sql
+from honeyatlas.store.window_sql import WINDOW_COLUMNS, top_items
 
 WINDOW = timedelta(hours=24)
 _EPOCH = datetime(1970, 1, 1)
@@ -330,8 +330,8 @@ def _minute_parts(con: duckdb.DuckDBPyConnection, since: datetime, until: dateti
 #   window and the window is within an hour of the rollup's own at both ends (its correction
 #   from the raw events stays small); else from the window's events.
 # - Usernames, passwords, commands and payloads: no rollup carries them; from the events.
-# From the events, the addresses are counted by their IPv4 key (duckdb_addresses.py) and an
-# ASN's label is read for the listed ASNs only.
+# From the events: the total and every list but the addresses in one scan (`_lists`), the
+# addresses by their IPv4 key (duckdb_addresses.py), an ASN's label for the listed ASNs only.
 # Both paths are exact; tests/store/test_window_summary.py checks that they agree.
 
 
@@ -352,30 +352,51 @@ def window_summary(con: duckdb.DuckDBPyConnection, events: EventFilter, top_n: i
         elif rollups and events.dimensions <= {"kinds"}:
             parts, params = _minute_parts(con, since, until, events)
             total = int(con.execute(f"SELECT coalesce(sum(n), 0)::BIGINT FROM ({parts})", params).fetchall()[0][0])
-        if total is None:
-            sql, params = count_sql(events, DUCKDB)
-            total = int(con.execute(sql, params).fetchall()[0][0])
-        # Each list reads the events, the filter tested again: every test is a comparison of
-        # one column (an IPv4 prefix a range of src_ip_v4), cheaper than copying the matching
-        # events once (which decompressed every column of each vector holding a match:
-        # measured slower for every filter of benchmarks/views.py).
-        for dim in WINDOW_TOP_DIMENSIONS:
-            if dim not in top:
-                top[dim] = top_items(dim, con.execute(*_top_sql(events, dim, top_n)).fetchall())
-                if dim == "asns":
-                    top[dim] = _label_asns(con, events, top[dim])
+        wanted = [dim for dim in WINDOW_TOP_DIMENSIONS if dim not in top]
+        counted, lists = _lists(con, events, [dim for dim in wanted if dim != "ips"], top_n)
+        total = counted if total is None else total
+        top.update(lists)
+        condition, params = where(events, DUCKDB)
+        if "ips" in wanted:
+            sql, params = duckdb_addresses.top_addresses(condition, params, top_n)
+            top["ips"] = top_items("ips", con.execute(sql, params).fetchall())
+        if "asns" in wanted:
+            top["asns"] = _label_asns(con, events, top["asns"])
     finally:
         con.rollback()
     return WindowSummary(total=total, top={dim: top[dim] for dim in WINDOW_TOP_DIMENSIONS})
 
 
-def _top_sql(events: EventFilter, dim: str, top_n: int) -> tuple[str, list[Any]]:
-    """A top list from the events (window_sql.top_sql), but addresses by their IPv4 key
-    (duckdb_addresses.py) and ASNs without their label (`_label_asns` adds it)."""
-    if dim == "ips":
-        condition, params = where(events, DUCKDB)
-        return duckdb_addresses.top_addresses(condition, params, top_n)
-    return top_sql(events, DUCKDB, dim, top_n, "NULL")
+def _lists(con: duckdb.DuckDBPyConnection, events: EventFilter, dims: list[str], top_n: int
+           ) -> tuple[int, dict[str, list[TopItem]]]:
+    """(total, top lists of `dims`) of the events `events` selects, from one scan: a grouping
+    set per dimension and one for the total, so the filter is tested once (an outcome or a
+    country tested once per list was most of a filtered summary). Each list as top_sql gives
+    it: most events first, ties by key; ASNs without their label (`_label_asns` adds it).
+    Not the addresses: with their sets in the same scan it was slower than `top_addresses`."""
+    condition, params = where(events, DUCKDB)
+    columns = [WINDOW_COLUMNS[dim][0] for dim in dims]
+    sets = ", ".join(["()", *(f"({column})" for column in columns)])
+    # In a dimension's set only its column is not NULL: a row is that column's key, or the
+    # total when every column is NULL and the set is `()`; its NULL key is left out.
+    total_set = f"GROUPING({', '.join(columns)}) = {(1 << len(columns)) - 1}"
+    keys = ", ".join(columns)
+    rows = con.execute(
+        f"SELECT {keys}, count(*) AS n FROM events WHERE {condition} GROUP BY GROUPING SETS ({sets}) "
+        f"HAVING {' OR '.join(f'{c} IS NOT NULL' for c in columns)} OR {total_set} "
+        f"QUALIFY row_number() OVER (PARTITION BY GROUPING({keys}) ORDER BY n DESC, {keys}) <= ? OR {total_set} "
+        f"ORDER BY GROUPING({keys}), n DESC, {keys}",
+        [*params, top_n],
+    ).fetchall()
+    total = 0
+    found: dict[str, list[tuple[Any, int, None]]] = {dim: [] for dim in dims}
+    for *values, n in rows:
+        listed = next((i for i, value in enumerate(values) if value is not None), None)
+        if listed is None:
+            total = int(n)
+        else:
+            found[dims[listed]].append((values[listed], n, None))
+    return total, {dim: top_items(dim, items) for dim, items in found.items()}
 
 
 def _label_asns(con: duckdb.DuckDBPyConnection, events: EventFilter, items: list[TopItem]) -> list[TopItem]:
