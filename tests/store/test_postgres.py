@@ -349,6 +349,17 @@ async def test_far_timestamps_go_to_the_default_partition_and_move_when_their_da
         await store.stop()
 
 
+async def test_the_api_reads_are_never_jit_compiled(pg_url: str) -> None:
+    """JIT compiled a third to a half of each 30-day summary scan (docs/performance.md)."""
+    store = make_pg(pg_url)
+    await store.start()
+    try:
+        for _ in range(store._reads.concurrent + 1):  # every reader of the pool
+            assert await store._read("summary", "SHOW jit") == [("off",)]
+    finally:
+        await store.stop()
+
+
 async def test_a_bad_url_is_one_clear_line_without_the_password(postgres_server: PostgresServer) -> None:
     for url, expected in (
         ("postgresql://honey:s3cretpw@127.0.0.1:1/atlas", "cannot connect to PostgreSQL at 127.0.0.1:1/atlas"),

@@ -257,6 +257,65 @@ async def test_addresses_tied_by_count_rank_by_their_text(tied: tuple[Store, lis
         events, filtered, 4)["top"]["ips"]
 
 
+# Per group of events: how many, and the one value of every dimension they share. Counts tie
+# at and across every cut of a top list; each dimension's key order differs from the group
+# order (numeric keys from their text order), so ties must be ordered by the key itself.
+TIED_GROUPS = [
+    (5, {"username": "root", "password": "x9", "command": "id", "sha256": "c" * 64, "dst_port": 8080,
+         "sensor": "nyc-2", "asn": 4134, "country": "US", "src_ip": "10.0.0.9"}),
+    (5, {"username": "admin", "password": "x10", "command": "uname", "sha256": "a" * 64, "dst_port": 22,
+         "sensor": "sgp-3", "asn": 15169, "country": "CN", "src_ip": "10.0.0.10"}),
+    (5, {"username": "pi", "password": "abc", "command": "ls", "sha256": "b" * 64, "dst_port": 100,
+         "sensor": "fra-1", "asn": 3320, "country": "DE", "src_ip": "9.0.0.1"}),
+    (3, {"username": "guest", "password": "x1", "command": "w", "sha256": "d" * 64, "dst_port": 9,
+         "sensor": "ams-4", "asn": 64500, "country": "BR", "src_ip": "2001:db8::1"}),
+    (3, {"username": "oracle", "password": "123", "command": "cat", "sha256": "0" * 64, "dst_port": 10,
+         "sensor": "lon-5", "asn": 7, "country": "AR", "src_ip": "100.0.0.1"}),
+    (1, {"username": "user", "password": "pass", "command": "ps", "sha256": "e" * 64, "dst_port": 445,
+         "sensor": "bom-6", "asn": 64501, "country": "ZA", "src_ip": "1.2.3.4"}),
+]
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+async def tied_lists(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Store, list[Event], datetime]]:
+    """Every dimension tied by count (TIED_GROUPS) in the window; and, outside the honeypot
+    filter or the window, `index` more events of each group's values, which would move the
+    ties if counted (without the filter: 5, 6, 7, 6, 7, 6, tied again)."""
+    now = datetime.now(UTC)
+    events = []
+    for index, (n, shared) in enumerate(TIED_GROUPS):
+        geo = Geo(country=shared["country"], asn=shared["asn"], org=f"org {shared['asn']}",
+                  precision=Precision.COUNTRY)
+        fields = {k: v for k, v in shared.items() if k not in ("asn", "country")}
+        placed = [("cowrie", timedelta(minutes=5 + i)) for i in range(n)]
+        placed += [("dionaea", timedelta(minutes=7 + i)) for i in range(index)]
+        placed += [("cowrie", timedelta(days=3, minutes=i)) for i in range(index)]
+        events += [Event(id=new_event_id(), ts=now - ago, ingest_ts=now - ago, honeypot=honeypot,
+                         kind=Kind.LOGIN_ATTEMPT, outcome=Outcome.FAILURE, src_geo=geo, **fields)
+                   for honeypot, ago in placed]
+    store = make_store(request, tmp_path)
+    await store.start()
+    await store.append(events, [])
+    try:
+        yield store, events, now
+    finally:
+        await store.stop()
+
+
+async def test_every_list_tied_by_count_ranks_by_its_key(tied_lists: tuple[Store, list[Event], datetime]) -> None:
+    """The one-scan lists of both backends cut and order ties as the brute force does, with a
+    filter beyond the window (every list from the events) and without (the rollup paths)."""
+    store, events, now = tied_lists
+    day = EventFilter(since=now - timedelta(hours=24), until=now)
+    for f in (day, msgspec.structs.replace(day, honeypots=("cowrie",)),
+              msgspec.structs.replace(day, kinds=(Kind.LOGIN_ATTEMPT,))):
+        for top_n in range(1, len(TIED_GROUPS) + 2):
+            expected = brute_window(events, f, top_n)
+            for rollups in (True, False):
+                got = msgspec.to_builtins(await store.window_summary(f, top_n, rollups=rollups))
+                assert got == expected, (f, top_n, rollups)
+
+
 def test_only_a_canonical_dotted_quad_has_an_ipv4_key() -> None:
     import duckdb
 

@@ -365,9 +365,13 @@ class PostgresStore:
 
     async def _connect_reader(self) -> psycopg.AsyncConnection[Any]:
         """An API read connection: every statement on it is cancelled by the server after the
-        query timeout."""
+        query timeout, and none is JIT-compiled."""
         con = await connect(self._url, self._where)
         await con.execute(f"SET statement_timeout = {max(1, round(self._query_timeout * 1000))}")
+        # The API's reads are short aggregates over many partitions, which JIT compiles once per
+        # partition: a third to a half of each 30-day summary list at 10M events was compiling
+        # (docs/performance.md, "PostgreSQL" under "Filtered views"), more than it saved.
+        await con.execute("SET jit = off")
         return con
 
     @contextlib.asynccontextmanager

@@ -28,7 +28,7 @@ from typing import Any
 from honeyatlas.store import WINDOW_TOP_DIMENSIONS, Counts, Summary, TopItem, WindowSummary
 from honeyatlas.store.columns import TOP_DIMENSIONS
 from honeyatlas.store.filters import POSTGRES, EventFilter, where
-from honeyatlas.store.window_sql import raw_top, raw_total
+from honeyatlas.store.window_sql import lists_of, lists_sql, top_items, top_sql
 
 Read = Callable[[str, Any], Awaitable[list[tuple[Any, ...]]]]
 
@@ -169,6 +169,8 @@ async def histogram(
 #   dimension, hour and key) when the filter restricts nothing but the window, its partial
 #   hours at both edges from the events; else from the window's events.
 # - Usernames, passwords, commands and payloads: no rollup carries them; from the events.
+# From the events: the total and every list but the addresses in one GROUPING SETS scan
+# (window_sql.lists_sql), the addresses alone, an ASN's label for the listed ASNs only.
 # Both paths are exact; tests/store/test_window_summary.py checks that they agree.
 
 
@@ -177,18 +179,37 @@ async def window_summary(read: Read, events: EventFilter, top_n: int, rollups: b
     in one snapshot; `rollups=False` counts everything from the events."""
     assert events.since is not None and events.until is not None
     since, until = events.since, events.until
+    total: int | None = None
     if rollups and events.dimensions <= {"kinds"}:
         parts, params = _minute_parts(since, until, "SELECT n", "SELECT 1 AS n", tuple(map(str, events.kinds)))
         total = int((await read(f"SELECT coalesce(sum(n), 0)::bigint FROM ({parts}) p", params))[0][0])
-    else:
-        total = await raw_total(read, events, POSTGRES)
     top: dict[str, list[TopItem]] = {}
     if rollups and not events.dimensions:
         for dim, (column, numeric) in TOP_DIMENSIONS.items():
             top[dim] = await _rollup_top(read, dim, column, numeric, since, until, top_n)
-    top.update(await raw_top(read, events, POSTGRES, [d for d in WINDOW_TOP_DIMENSIONS if d not in top], top_n,
-                             _LATEST_ORG))
+    wanted = [dim for dim in WINDOW_TOP_DIMENSIONS if dim not in top]
+    # Nine lists one after another were nine scans of the window, the filter tested in each
+    # (0.4-4.3 s at 24 h, 42-74 s at 30 days for 10M events): one scan for all but the addresses.
+    dims = [dim for dim in wanted if dim != "ips"]
+    counted, lists = lists_of(dims, await read(*lists_sql(events, POSTGRES, dims, top_n)))
+    total = counted if total is None else total
+    top.update(lists)
+    if "ips" in wanted:
+        top["ips"] = top_items("ips", await read(*top_sql(events, POSTGRES, "ips", top_n, "NULL")))
+    if "asns" in wanted:
+        top["asns"] = await _label_asns(read, events, top["asns"])
     return WindowSummary(total=total, top={dim: top[dim] for dim in WINDOW_TOP_DIMENSIONS})
+
+
+async def _label_asns(read: Read, events: EventFilter, items: list[TopItem]) -> list[TopItem]:
+    """The ASNs of a top list with their latest organisation among the events `events`
+    selects: read for these few ASNs only, not for every ASN of the window."""
+    if not items:
+        return items
+    condition, params = where(events, POSTGRES)
+    labels = dict(await read(f"SELECT src_asn, {_LATEST_ORG} FROM events WHERE {condition} "
+                             "AND src_asn = ANY(%s) GROUP BY src_asn", [*params, [item.key for item in items]]))
+    return [TopItem(item.key, item.count, labels.get(item.key)) for item in items]
 
 
 async def _rollup_top(read: Read, dim: str, column: str, numeric: bool, since: datetime, until: datetime,

@@ -11,14 +11,12 @@ What must not live here: rollups, and anything only one engine understands beyon
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from honeyatlas.store import TopItem
 from honeyatlas.store.columns import TOP_DIMENSIONS
 from honeyatlas.store.filters import EventFilter, SqlDialect, where
-
-Read = Callable[[str, Any], Awaitable[list[tuple[Any, ...]]]]
 
 # dimension -> (column, numeric key): the summary's dimensions, then what only raw events carry.
 WINDOW_COLUMNS: dict[str, tuple[str, bool]] = {
@@ -28,11 +26,6 @@ WINDOW_COLUMNS: dict[str, tuple[str, bool]] = {
     "commands": ("command", False),
     "payloads": ("sha256", False),
 }
-
-
-def count_sql(events: EventFilter, dialect: SqlDialect) -> tuple[str, list[Any]]:
-    condition, params = where(events, dialect)
-    return f"SELECT count(*) FROM events WHERE {condition}", params
 
 
 def top_sql(events: EventFilter, dialect: SqlDialect, dim: str, top_n: int, latest_org: str) -> tuple[str, list[Any]]:
@@ -51,14 +44,34 @@ def top_items(dim: str, rows: Iterable[tuple[Any, ...]]) -> list[TopItem]:
             for key, n, label in rows]
 
 
-async def raw_top(read: Read, events: EventFilter, dialect: SqlDialect, dims: Iterable[str], top_n: int,
-                  latest_org: str) -> dict[str, list[TopItem]]:
-    top: dict[str, list[TopItem]] = {}
-    for dim in dims:
-        top[dim] = top_items(dim, await read(*top_sql(events, dialect, dim, top_n, latest_org)))
-    return top
+def lists_sql(events: EventFilter, dialect: SqlDialect, dims: list[str], top_n: int) -> tuple[str, list[Any]]:
+    """(one column per dimension of `dims`, n) rows of the events `events` selects, from one
+    scan: a grouping set per dimension and one for the total, so the filter is tested once
+    instead of once per list. Each dimension's `top_n` keys as top_sql ranks them (most events
+    first, ties by key), without labels; `lists_of` reads the rows back."""
+    condition, params = where(events, dialect)
+    columns = [WINDOW_COLUMNS[dim][0] for dim in dims]
+    keys = ", ".join(columns)
+    sets = ", ".join(["()", *(f"({column})" for column in columns)])
+    # In a dimension's set only its column is not NULL: a row is that column's key, or the
+    # total when the set is `()` (GROUPING has every bit set); a NULL key is left out.
+    total = (1 << len(columns)) - 1
+    return (f"SELECT {keys}, n FROM (SELECT {keys}, count(*) AS n, GROUPING({keys}) AS grouped, "
+            f"row_number() OVER (PARTITION BY GROUPING({keys}) ORDER BY count(*) DESC, {keys}) AS place "
+            f"FROM events WHERE {condition} GROUP BY GROUPING SETS ({sets}) "
+            f"HAVING {' OR '.join(f'{column} IS NOT NULL' for column in columns)} OR GROUPING({keys}) = {total}"
+            f") ranked WHERE place <= {dialect.param} OR grouped = {total} ORDER BY grouped, place", [*params, top_n])
 
 
-async def raw_total(read: Read, events: EventFilter, dialect: SqlDialect) -> int:
-    rows = await read(*count_sql(events, dialect))
-    return int(rows[0][0])
+def lists_of(dims: list[str], rows: Iterable[tuple[Any, ...]]) -> tuple[int, dict[str, list[TopItem]]]:
+    """(total, top lists of `dims`) from the rows of lists_sql, which come in each list's order
+    (the engine's collation orders ties, as in top_sql)."""
+    total = 0
+    found: dict[str, list[tuple[Any, int, None]]] = {dim: [] for dim in dims}
+    for *values, n in rows:
+        listed = next((i for i, value in enumerate(values) if value is not None), None)
+        if listed is None:
+            total = int(n)
+        else:
+            found[dims[listed]].append((values[listed], n, None))
+    return total, {dim: top_items(dim, items) for dim, items in found.items()}
