@@ -4,6 +4,7 @@ rollup paths of a window's summary agree with the raw-event paths."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import random
 from collections import Counter
@@ -139,6 +140,18 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     return PostgresStore(url, metrics=Metrics(), max_pending_events=100_000, write_batch_max_events=5_000)
 
 
+@contextlib.asynccontextmanager
+async def holding(request: pytest.FixtureRequest, tmp_path: Path, events: list[Event]) -> AsyncIterator[Store]:
+    """A started store of the test's backend holding `events`, stopped afterwards."""
+    store = make_store(request, tmp_path)
+    await store.start()
+    await store.append(events, [])
+    try:
+        yield store
+    finally:
+        await store.stop()
+
+
 @pytest.fixture(params=["duckdb", "postgresql"])
 async def filled(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Store, list[Event], datetime]]:
     """A store with the mix, half of it folded into the rollups, half not."""
@@ -235,13 +248,8 @@ async def tied(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
     counts = {"9.0.0.1": 5, "8.0.0.1": 5, "10.0.0.1": 5, "100.0.0.1": 5, "2001:db8::1": 5, "01.2.3.4": 5, "1.2.3.4": 3,
               "::1": 3, "255.255.255.255": 1, "0.0.0.0": 1, "fe80::2": 1, "1.2.3.4 ": 1}
     events = [with_source(now, ip, 60 + i) for ip, n in counts.items() for i in range(n)]
-    store = make_store(request, tmp_path)
-    await store.start()
-    await store.append(events, [])
-    try:
+    async with holding(request, tmp_path, events) as store:
         yield store, events, now
-    finally:
-        await store.stop()
 
 
 async def test_addresses_tied_by_count_rank_by_their_text(tied: tuple[Store, list[Event], datetime]) -> None:
@@ -293,13 +301,8 @@ async def tied_lists(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         events += [Event(id=new_event_id(), ts=now - ago, ingest_ts=now - ago, honeypot=honeypot,
                          kind=Kind.LOGIN_ATTEMPT, outcome=Outcome.FAILURE, src_geo=geo, **fields)
                    for honeypot, ago in placed]
-    store = make_store(request, tmp_path)
-    await store.start()
-    await store.append(events, [])
-    try:
+    async with holding(request, tmp_path, events) as store:
         yield store, events, now
-    finally:
-        await store.stop()
 
 
 async def test_every_list_tied_by_count_ranks_by_its_key(tied_lists: tuple[Store, list[Event], datetime]) -> None:

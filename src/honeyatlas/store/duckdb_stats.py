@@ -30,7 +30,7 @@ import duckdb
 from honeyatlas.store import WINDOW_TOP_DIMENSIONS, Counts, Summary, TopItem, WindowSummary, duckdb_addresses
 from honeyatlas.store.columns import TOP_DIMENSIONS
 from honeyatlas.store.filters import DUCKDB, EventFilter, where
-from honeyatlas.store.window_sql import WINDOW_COLUMNS, top_items
+from honeyatlas.store.window_sql import WINDOW_COLUMNS, lists_of, top_items
 
 WINDOW = timedelta(hours=24)
 _EPOCH = datetime(1970, 1, 1)
@@ -388,15 +388,7 @@ def _lists(con: duckdb.DuckDBPyConnection, events: EventFilter, dims: list[str],
         f"ORDER BY GROUPING({keys}), n DESC, {keys}",
         [*params, top_n],
     ).fetchall()
-    total = 0
-    found: dict[str, list[tuple[Any, int, None]]] = {dim: [] for dim in dims}
-    for *values, n in rows:
-        listed = next((i for i, value in enumerate(values) if value is not None), None)
-        if listed is None:
-            total = int(n)
-        else:
-            found[dims[listed]].append((values[listed], n, None))
-    return total, {dim: top_items(dim, items) for dim, items in found.items()}
+    return lists_of(dims, rows)
 
 
 def _label_asns(con: duckdb.DuckDBPyConnection, events: EventFilter, items: list[TopItem]) -> list[TopItem]:
