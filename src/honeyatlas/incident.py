@@ -142,6 +142,12 @@ def doubling_seconds(first_sightings: list[datetime]) -> float | None:
 _OWNER_PART_LIMIT = 256  # characters of a shared host's owner part inside a fingerprint value
 
 
+def shared_hosts(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Configured public file hosts as `download_key` compares them (lower case, no dots at
+    either end)."""
+    return tuple(name.lower().strip(".") for name in names)
+
+
 def download_key(url: str, shared_hosts: tuple[str, ...]) -> str | None:
     """The `download_host` fingerprint of a fetched URL: its host, or for a public file host
     (one of `shared_hosts`, or a subdomain of one) the host and the owner's part of the path:

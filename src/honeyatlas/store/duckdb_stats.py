@@ -30,7 +30,7 @@ import duckdb
 from honeyatlas.store import WINDOW_TOP_DIMENSIONS, Counts, Summary, TopItem, WindowSummary, duckdb_addresses
 from honeyatlas.store.columns import TOP_DIMENSIONS
 from honeyatlas.store.filters import DUCKDB, EventFilter, where
-from honeyatlas.store.window_sql import WINDOW_COLUMNS, lists_of, top_items
+from honeyatlas.store.window_sql import asn_labels_sql, labelled, lists_of, lists_sql, top_items
 
 WINDOW = timedelta(hours=24)
 _EPOCH = datetime(1970, 1, 1)
@@ -330,7 +330,7 @@ def _minute_parts(con: duckdb.DuckDBPyConnection, since: datetime, until: dateti
 #   window and the window is within an hour of the rollup's own at both ends (its correction
 #   from the raw events stays small); else from the window's events.
 # - Usernames, passwords, commands and payloads: no rollup carries them; from the events.
-# From the events: the total and every list but the addresses in one scan (`_lists`), the
+# From the events: the total and every list but the addresses in one scan (`lists_sql`), the
 # addresses by their IPv4 key (duckdb_addresses.py), an ASN's label for the listed ASNs only.
 # Both paths are exact; tests/store/test_window_summary.py checks that they agree.
 
@@ -353,55 +353,20 @@ def window_summary(con: duckdb.DuckDBPyConnection, events: EventFilter, top_n: i
             parts, params = _minute_parts(con, since, until, events)
             total = int(con.execute(f"SELECT coalesce(sum(n), 0)::BIGINT FROM ({parts})", params).fetchall()[0][0])
         wanted = [dim for dim in WINDOW_TOP_DIMENSIONS if dim not in top]
-        counted, lists = _lists(con, events, [dim for dim in wanted if dim != "ips"], top_n)
+        # Not the addresses in the one scan: with their sets in it, it was slower than top_addresses.
+        dims = [dim for dim in wanted if dim != "ips"]
+        counted, lists = lists_of(dims, con.execute(*lists_sql(events, DUCKDB, dims, top_n)).fetchall())
         total = counted if total is None else total
         top.update(lists)
-        condition, params = where(events, DUCKDB)
         if "ips" in wanted:
+            condition, params = where(events, DUCKDB)
             sql, params = duckdb_addresses.top_addresses(condition, params, top_n)
             top["ips"] = top_items("ips", con.execute(sql, params).fetchall())
-        if "asns" in wanted:
-            top["asns"] = _label_asns(con, events, top["asns"])
+        if "asns" in wanted and top["asns"]:
+            top["asns"] = labelled(top["asns"], con.execute(*asn_labels_sql(events, DUCKDB, top["asns"], _LATEST_ORG)).fetchall())
     finally:
         con.rollback()
     return WindowSummary(total=total, top={dim: top[dim] for dim in WINDOW_TOP_DIMENSIONS})
-
-
-def _lists(con: duckdb.DuckDBPyConnection, events: EventFilter, dims: list[str], top_n: int
-           ) -> tuple[int, dict[str, list[TopItem]]]:
-    """(total, top lists of `dims`) of the events `events` selects, from one scan: a grouping
-    set per dimension and one for the total, so the filter is tested once (an outcome or a
-    country tested once per list was most of a filtered summary). Each list as top_sql gives
-    it: most events first, ties by key; ASNs without their label (`_label_asns` adds it).
-    Not the addresses: with their sets in the same scan it was slower than `top_addresses`."""
-    condition, params = where(events, DUCKDB)
-    columns = [WINDOW_COLUMNS[dim][0] for dim in dims]
-    sets = ", ".join(["()", *(f"({column})" for column in columns)])
-    # In a dimension's set only its column is not NULL: a row is that column's key, or the
-    # total when every column is NULL and the set is `()`; its NULL key is left out.
-    total_set = f"GROUPING({', '.join(columns)}) = {(1 << len(columns)) - 1}"
-    keys = ", ".join(columns)
-    rows = con.execute(
-        f"SELECT {keys}, count(*) AS n FROM events WHERE {condition} GROUP BY GROUPING SETS ({sets}) "
-        f"HAVING {' OR '.join(f'{c} IS NOT NULL' for c in columns)} OR {total_set} "
-        f"QUALIFY row_number() OVER (PARTITION BY GROUPING({keys}) ORDER BY n DESC, {keys}) <= ? OR {total_set} "
-        f"ORDER BY GROUPING({keys}), n DESC, {keys}",
-        [*params, top_n],
-    ).fetchall()
-    return lists_of(dims, rows)
-
-
-def _label_asns(con: duckdb.DuckDBPyConnection, events: EventFilter, items: list[TopItem]) -> list[TopItem]:
-    """The ASNs of a top list with their latest organisation: read for these few ASNs only,
-    not for every ASN of the window."""
-    if not items:
-        return items
-    condition, params = where(events, DUCKDB)
-    labels = dict(con.execute(
-        f"SELECT src_asn, {_LATEST_ORG} FROM events WHERE {condition} "
-        f"AND src_asn IN ({', '.join('?' * len(items))}) GROUP BY src_asn", [*params, *(item.key for item in items)],
-    ).fetchall())
-    return [TopItem(item.key, item.count, labels.get(item.key)) for item in items]
 
 
 def _rollup_window(con: duckdb.DuckDBPyConnection, folded: int, start: datetime, since: datetime, until: datetime,

@@ -28,7 +28,7 @@ from typing import Any
 from honeyatlas.store import WINDOW_TOP_DIMENSIONS, Counts, Summary, TopItem, WindowSummary
 from honeyatlas.store.columns import TOP_DIMENSIONS
 from honeyatlas.store.filters import POSTGRES, EventFilter, where
-from honeyatlas.store.window_sql import lists_of, lists_sql, top_items, top_sql
+from honeyatlas.store.window_sql import asn_labels_sql, labelled, lists_of, lists_sql, top_items, top_sql
 
 Read = Callable[[str, Any], Awaitable[list[tuple[Any, ...]]]]
 
@@ -195,21 +195,10 @@ async def window_summary(read: Read, events: EventFilter, top_n: int, rollups: b
     total = counted if total is None else total
     top.update(lists)
     if "ips" in wanted:
-        top["ips"] = top_items("ips", await read(*top_sql(events, POSTGRES, "ips", top_n, "NULL")))
-    if "asns" in wanted:
-        top["asns"] = await _label_asns(read, events, top["asns"])
+        top["ips"] = top_items("ips", await read(*top_sql(events, POSTGRES, "ips", top_n)))
+    if "asns" in wanted and top["asns"]:
+        top["asns"] = labelled(top["asns"], await read(*asn_labels_sql(events, POSTGRES, top["asns"], _LATEST_ORG)))
     return WindowSummary(total=total, top={dim: top[dim] for dim in WINDOW_TOP_DIMENSIONS})
-
-
-async def _label_asns(read: Read, events: EventFilter, items: list[TopItem]) -> list[TopItem]:
-    """The ASNs of a top list with their latest organisation among the events `events`
-    selects: read for these few ASNs only, not for every ASN of the window."""
-    if not items:
-        return items
-    condition, params = where(events, POSTGRES)
-    labels = dict(await read(f"SELECT src_asn, {_LATEST_ORG} FROM events WHERE {condition} "
-                             "AND src_asn = ANY(%s) GROUP BY src_asn", [*params, [item.key for item in items]]))
-    return [TopItem(item.key, item.count, labels.get(item.key)) for item in items]
 
 
 async def _rollup_top(read: Read, dim: str, column: str, numeric: bool, since: datetime, until: datetime,

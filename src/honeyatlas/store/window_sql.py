@@ -28,14 +28,30 @@ WINDOW_COLUMNS: dict[str, tuple[str, bool]] = {
 }
 
 
-def top_sql(events: EventFilter, dialect: SqlDialect, dim: str, top_n: int, latest_org: str) -> tuple[str, list[Any]]:
-    """(key, n, label) of a dimension's `top_n` keys, most events first, ties by key; the
-    label is an ASN's latest organisation (`latest_org`, an aggregate in the engine's words)."""
+def top_sql(events: EventFilter, dialect: SqlDialect, dim: str, top_n: int) -> tuple[str, list[Any]]:
+    """(key, n, NULL) of a dimension's `top_n` keys, most events first, ties by key (an ASN's
+    label: `asn_labels_sql`)."""
     column, _ = WINDOW_COLUMNS[dim]
     condition, params = where(events, dialect)
-    label = latest_org if dim == "asns" else "NULL"
-    return (f"SELECT {column}, count(*) AS n, {label} FROM events WHERE {condition} AND {column} IS NOT NULL "
+    return (f"SELECT {column}, count(*) AS n, NULL FROM events WHERE {condition} AND {column} IS NOT NULL "
             f"GROUP BY {column} ORDER BY n DESC, {column} LIMIT {dialect.param}", [*params, top_n])
+
+
+def asn_labels_sql(events: EventFilter, dialect: SqlDialect, items: list[TopItem], latest_org: str
+                   ) -> tuple[str, list[Any]]:
+    """(asn, latest organisation) of the listed ASNs among the events `events` selects: read
+    for these few ASNs only, not for every ASN of the window (`latest_org` is the aggregate in
+    the engine's words). `items` must not be empty."""
+    condition, params = where(events, dialect)
+    listed = ", ".join([dialect.param] * len(items))
+    return (f"SELECT src_asn, {latest_org} FROM events WHERE {condition} AND src_asn IN ({listed}) GROUP BY src_asn",
+            [*params, *(item.key for item in items)])
+
+
+def labelled(items: list[TopItem], rows: Iterable[tuple[Any, ...]]) -> list[TopItem]:
+    """The ASN list with the labels `asn_labels_sql` read."""
+    labels = dict(rows)
+    return [TopItem(item.key, item.count, labels.get(item.key)) for item in items]
 
 
 def top_items(dim: str, rows: Iterable[tuple[Any, ...]]) -> list[TopItem]:

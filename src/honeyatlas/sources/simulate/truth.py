@@ -16,7 +16,7 @@ from datetime import datetime
 import msgspec
 
 from honeyatlas.config import CorrelationConfig
-from honeyatlas.incident import Fingerprint, IncidentKind, download_key
+from honeyatlas.incident import Fingerprint, IncidentKind, download_key, shared_hosts
 from honeyatlas.sources.simulate import world
 from honeyatlas.sources.simulate.world import Item
 
@@ -49,7 +49,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
             credential_count=c.campaign_credential_count, command_count=c.campaign_command_count,
             ignored_banners=tuple(c.campaign_ignore_client_versions), epidemic_sensors=c.epidemic_min_sensors,
             epidemic_window_ms=round(c.epidemic_window_seconds * 1000), benign_networks=tuple(c.benign_networks),
-            shared_hosts=tuple(h.lower().strip(".") for h in c.campaign_shared_hosts),
+            shared_hosts=shared_hosts(c.campaign_shared_hosts),
         )
 
 

@@ -55,6 +55,7 @@ from datetime import datetime, timedelta
 
 from honeyatlas.event import Event, Kind
 from honeyatlas.incident import Fingerprint, IncidentKind, MatchedKey, Step, download_key
+from honeyatlas.incident import shared_hosts as normalised_hosts
 from honeyatlas.transforms.correlate._open import BoundedMap, OpenIncident
 
 # Keys that never open a campaign alone: thousands of unrelated bots share a client
@@ -148,7 +149,7 @@ class CampaignDetector:
                  shared_hosts: tuple[str, ...] = ()) -> None:
         self._common_part = common_part_sources
         self._known_pairs = frozenset(credential_part(pair) for pair in known_credentials)
-        self._shared_hosts = tuple(host.lower().strip(".") for host in shared_hosts)
+        self._shared_hosts = normalised_hosts(shared_hosts)
         self._min_sources = min_sources
         self._half_life = background_half_life_seconds
         self._max_background = max_background_sources
