@@ -189,7 +189,7 @@ async def test_every_read_answers_as_duckdb_does(pg_url: str, tmp_path: Path) ->
             chunks = await same(lambda s, w=windows: replay(s, **w), windows)
             assert all(e.raw is None for chunk in chunks for e in chunk)
             assert len(chunks) > 3 or windows["limit"] != 700
-        assert await pg.schema_version() == 2
+        assert await pg.schema_version() == 3
     finally:
         for store in stores:
             await store.stop()

@@ -13,7 +13,8 @@ is created later, the rows the default partition holds for that day move into it
 same transaction. Every text column is `COLLATE "C"`: code-point order, like DuckDB's and
 Python's, whatever the database's locale (and cheaper to index).
 
-The rollups (`stats_minutes`, `stats_hours`, `stats_sensors`) carry a `shard` column, one
+The keyed rollups' DDL (`stats_hours`, `stats_days`) lives with their reads in
+postgres_keyed.py. The rollups (`stats_minutes`, `stats_hours`, `stats_days`, `stats_sensors`) carry a `shard` column, one
 per writer process, so two workers never update the same row; readers sum over shards.
 """
 
@@ -27,6 +28,7 @@ from msgspec.structs import astuple
 from psycopg import sql
 
 from honeyatlas.event import EVENT_FIELDS, Event
+from honeyatlas.store import postgres_keyed
 from honeyatlas.store.columns import COLUMN_NAMES, EVENT_COLUMNS
 
 _TYPES = {
@@ -117,6 +119,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX events_arrival ON events (arrival)",
         ],
     ),
+    (3, postgres_keyed.MIGRATION),  # stats_hours keyed by kind and outcome, all nine lists, and stats_days
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -187,7 +190,8 @@ async def drop_before(con: psycopg.AsyncConnection[Any], cutoff: datetime) -> se
         for day in sorted(expired):
             await con.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(partition_name(day))))
         for statement in ("DELETE FROM events_default WHERE ts < %s", "DELETE FROM stats_minutes WHERE minute < %s",
-                          "DELETE FROM stats_hours WHERE hour < %s", "DELETE FROM dead_letters WHERE ts < %s"):
+                          "DELETE FROM stats_hours WHERE bucket < %s", "DELETE FROM stats_days WHERE bucket < %s",
+                          "DELETE FROM dead_letters WHERE ts < %s"):
             await con.execute(statement, [cutoff])  # type: ignore[arg-type]
     return expired
 

@@ -4,11 +4,11 @@ The rollups are kept per time bucket, so a retention run that drops a day of eve
 that day's buckets and every answer stays exact for what remains:
 
 - `stats_minutes (minute, kind, shard, n)`: the histogram and the 1 m / 1 h / 24 h counts;
-- `stats_hours (dim, hour, key, shard, label, n)`: the summary's top-N dimensions
-  (columns.TOP_DIMENSIONS), `label` being an ASN's organisation;
+- `stats_hours` and `stats_days` (dim, bucket, kind, outcome, key, shard, label, n): every
+  list of the summaries and their totals, keyed by kind and outcome (postgres_keyed.py);
 - `stats_sensors (sensor, shard, last_ingest_ts)`: each sensor's latest arrival.
 
-INSERT_EVENTS inserts a staged batch and updates all three from the rows actually inserted
+INSERT_EVENTS inserts a staged batch and updates all four from the rows actually inserted
 (`RETURNING`), in one statement and so in the writer's transaction: a redelivered event is
 neither stored nor counted twice. Rows are upserted in key order, and each writer has its
 own `shard`, so writers never wait on each other's rollup rows.
@@ -25,7 +25,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from honeyatlas.store import WINDOW_TOP_DIMENSIONS, Counts, Summary, TopItem, WindowSummary
+from honeyatlas.clock import ceil_to, floor_to
+from honeyatlas.store import WINDOW_TOP_DIMENSIONS, Counts, Summary, WindowSummary, postgres_keyed
 from honeyatlas.store.columns import TOP_DIMENSIONS
 from honeyatlas.store.filters import POSTGRES, EventFilter, where
 from honeyatlas.store.window_sql import asn_labels_sql, labelled, lists_of, lists_sql, top_items, top_sql
@@ -40,25 +41,16 @@ _TICK = timedelta(microseconds=1)
 _LATEST_ORG = "(array_agg(src_org ORDER BY ts DESC) FILTER (WHERE src_org IS NOT NULL))[1]"
 
 
-def _dimension_rows(dim: str, column: str) -> str:
-    label = "(array_agg(src_org ORDER BY ts DESC) FILTER (WHERE src_org IS NOT NULL))[1]" if dim == "asns" else "NULL"
-    return (f"SELECT '{dim}' AS dim, date_trunc('hour', ts) AS hour, {column}::text AS key, {label} AS label, "
-            f"count(*) AS n FROM inserted WHERE {column} IS NOT NULL GROUP BY 2, 3")
-
-
 # Runs in the writer's transaction, after the batch was copied into `staging`. Returns the
 # number of events inserted (the others were stored already: a redelivery).
 INSERT_EVENTS = (
     "WITH inserted AS (INSERT INTO events SELECT * FROM staging ON CONFLICT (ts, id) DO NOTHING "
-    "RETURNING ts, kind, sensor, ingest_ts, src_country, src_asn, src_org, src_ip, dst_port), "
+    "RETURNING ts, kind, outcome, sensor, ingest_ts, src_country, src_asn, src_org, src_ip, dst_port, "
+    "username, password, command, sha256), "
     "minutes AS (INSERT INTO stats_minutes AS s (minute, kind, shard, n) "
     "SELECT date_trunc('minute', ts), kind, %(shard)s, count(*) FROM inserted GROUP BY 1, 2 ORDER BY 1, 2 "
     "ON CONFLICT (minute, kind, shard) DO UPDATE SET n = s.n + excluded.n), "
-    "hours AS (INSERT INTO stats_hours AS s (dim, hour, key, shard, label, n) "
-    "SELECT dim, hour, key, %(shard)s, label, n FROM ("
-    + " UNION ALL ".join(_dimension_rows(dim, column) for dim, (column, _) in TOP_DIMENSIONS.items())
-    + ") d ORDER BY dim, hour, key "
-    "ON CONFLICT (dim, hour, key, shard) DO UPDATE SET n = s.n + excluded.n, label = coalesce(excluded.label, s.label)), "
+    f"{postgres_keyed.WRITER_CTES}, "
     "sensors AS (INSERT INTO stats_sensors AS s (sensor, shard, last_ingest_ts) "
     "SELECT sensor, %(shard)s, max(ingest_ts) FROM inserted GROUP BY 1 ORDER BY 1 "
     "ON CONFLICT (sensor, shard) DO UPDATE SET last_ingest_ts = greatest(s.last_ingest_ts, excluded.last_ingest_ts)) "
@@ -66,13 +58,6 @@ INSERT_EVENTS = (
 )
 
 
-def _ceil(moment: datetime, step: timedelta) -> datetime:
-    floor = _floor(moment, step)
-    return floor if floor == moment else floor + step
-
-
-def _floor(moment: datetime, step: timedelta) -> datetime:
-    return _EPOCH + (moment - _EPOCH) // step * step
 
 
 def _minute_parts(since: datetime, until: datetime, select_rollup: str, select_raw: str,
@@ -80,7 +65,7 @@ def _minute_parts(since: datetime, until: datetime, select_rollup: str, select_r
     """A UNION ALL over `since <= ts < until` (and `kinds`, if any): whole minutes from
     stats_minutes, the partial minutes at both edges from the events. The selects name their
     columns alike."""
-    whole_from, whole_to = _ceil(since, _MINUTE), _floor(until, _MINUTE)
+    whole_from, whole_to = ceil_to(since, _MINUTE), floor_to(until, _MINUTE)
     params: dict[str, Any] = {"since": since, "until": until}
     of_kinds = ""
     if kinds:
@@ -108,24 +93,8 @@ async def summary(read: Read, now: datetime, top_n: int) -> Summary:
     dimension's top-N keys over `ts >= now - 24 h`, ties by key. `read` runs in one snapshot."""
     ahead = now + timedelta(minutes=5) + _TICK  # the counts include `now + 5 min` itself
     counts = Counts(*[await _count(read, now - span, ahead) for span in (_MINUTE, _HOUR, WINDOW)])
-    day = now - WINDOW
-    whole_from = _ceil(day, _HOUR)
-    top: dict[str, list[TopItem]] = {}
-    for dim, (column, numeric) in TOP_DIMENSIONS.items():
-        label = "src_org" if dim == "asns" else "NULL::text"
-        latest_label = ("(array_agg(label ORDER BY t DESC) FILTER (WHERE label IS NOT NULL))[1]" if dim == "asns"
-                        else "NULL")
-        order = "key::bigint" if numeric else "key"
-        rows = await read(
-            f"SELECT key, sum(n)::bigint AS total, {latest_label} FROM ("
-            "SELECT key, label, n, hour AS t FROM stats_hours WHERE dim = %(dim)s AND hour >= %(whole_from)s "
-            f"UNION ALL SELECT {column}::text, {label}, 1, ts FROM events "
-            f"WHERE ts >= %(day)s AND ts < %(whole_from)s AND {column} IS NOT NULL"
-            f") r GROUP BY key ORDER BY total DESC, {order} LIMIT %(top_n)s",
-            {"dim": dim, "whole_from": whole_from, "day": day, "top_n": top_n},
-        )
-        top[dim] = [TopItem(int(key) if numeric else key, int(n), label if dim == "asns" else None)
-                    for key, n, label in rows]
+    cut = postgres_keyed.spans(now - WINDOW, None)
+    top = {dim: await postgres_keyed.ranked(read, dim, cut, top_n) for dim in TOP_DIMENSIONS}
     return Summary(counts=counts, top=top)
 
 
@@ -140,7 +109,7 @@ async def histogram(
         raise ValueError("bucket_seconds must be a multiple of 60")
     events = events or EventFilter()
     width = timedelta(seconds=bucket_seconds)
-    first = _floor(since, width)
+    first = floor_to(since, width)
     kind = "kind" if by_kind else "NULL::text"
     first_us = (first - _EPOCH) // _TICK
     if not events.dimensions <= {"kinds"}:
@@ -163,65 +132,36 @@ async def histogram(
 
 
 # Which path answers what (the rule): a rollup answers what it is keyed by, the events the rest.
-# - The total: `stats_minutes` (keyed by minute and kind) when the filter restricts at most
-#   the kind; else a count of the window's events.
-# - The top lists of countries, ASNs, addresses, ports and sensors: `stats_hours` (keyed by
-#   dimension, hour and key) when the filter restricts nothing but the window, its partial
-#   hours at both edges from the events; else from the window's events.
-# - Usernames, passwords, commands and payloads: no rollup carries them; from the events.
-# From the events: the total and every list but the addresses in one GROUPING SETS scan
-# (window_sql.lists_sql), the addresses alone, an ASN's label for the listed ASNs only.
+# - A filter restricting at most the kind and the outcome: the total and all nine lists from
+#   the keyed rollups (postgres_keyed.py: whole days, whole hours, partial hours from the
+#   events; each list ranked by the threshold algorithm).
+# - Any other filter: from the window's events, the total and every list but the addresses
+#   in one GROUPING SETS scan (window_sql.lists_sql), the addresses alone, an ASN's label for
+#   the listed ASNs only.
 # Both paths are exact; tests/store/test_window_summary.py checks that they agree.
 
 
-async def window_summary(read: Read, events: EventFilter, top_n: int, rollups: bool = True) -> WindowSummary:
+async def window_summary(read: Read, events: EventFilter, top_n: int, rollups: bool = True,
+                         depth: int | None = None) -> WindowSummary:
     """The total and top-N lists of the events `events` selects (its window set); `read` runs
-    in one snapshot; `rollups=False` counts everything from the events."""
+    in one snapshot; `rollups=False` counts everything from the events; `depth`: see
+    postgres_keyed.ranked."""
     assert events.since is not None and events.until is not None
-    since, until = events.since, events.until
-    total: int | None = None
-    if rollups and events.dimensions <= {"kinds"}:
-        parts, params = _minute_parts(since, until, "SELECT n", "SELECT 1 AS n", tuple(map(str, events.kinds)))
-        total = int((await read(f"SELECT coalesce(sum(n), 0)::bigint FROM ({parts}) p", params))[0][0])
-    top: dict[str, list[TopItem]] = {}
-    if rollups and not events.dimensions:
-        for dim, (column, numeric) in TOP_DIMENSIONS.items():
-            top[dim] = await _rollup_top(read, dim, column, numeric, since, until, top_n)
-    wanted = [dim for dim in WINDOW_TOP_DIMENSIONS if dim not in top]
+    if rollups and events.dimensions <= {"kinds", "outcomes"}:
+        cut = postgres_keyed.spans(events.since, events.until)
+        kinds, outcomes = tuple(map(str, events.kinds)), tuple(map(str, events.outcomes))
+        return WindowSummary(
+            total=await postgres_keyed.total(read, cut, kinds, outcomes),
+            top={dim: await postgres_keyed.ranked(read, dim, cut, top_n, kinds, outcomes, depth)
+                 for dim in WINDOW_TOP_DIMENSIONS})
     # Nine lists one after another were nine scans of the window, the filter tested in each
     # (0.4-4.3 s at 24 h, 42-74 s at 30 days for 10M events): one scan for all but the addresses.
-    dims = [dim for dim in wanted if dim != "ips"]
-    counted, lists = lists_of(dims, await read(*lists_sql(events, POSTGRES, dims, top_n)))
-    total = counted if total is None else total
-    top.update(lists)
-    if "ips" in wanted:
-        top["ips"] = top_items("ips", await read(*top_sql(events, POSTGRES, "ips", top_n)))
-    if "asns" in wanted and top["asns"]:
+    dims = [dim for dim in WINDOW_TOP_DIMENSIONS if dim != "ips"]
+    total, top = lists_of(dims, await read(*lists_sql(events, POSTGRES, dims, top_n)))
+    top["ips"] = top_items("ips", await read(*top_sql(events, POSTGRES, "ips", top_n)))
+    if top["asns"]:
         top["asns"] = labelled(top["asns"], await read(*asn_labels_sql(events, POSTGRES, top["asns"], _LATEST_ORG)))
     return WindowSummary(total=total, top={dim: top[dim] for dim in WINDOW_TOP_DIMENSIONS})
-
-
-async def _rollup_top(read: Read, dim: str, column: str, numeric: bool, since: datetime, until: datetime,
-                      top_n: int) -> list[TopItem]:
-    """A dimension's top-N keys over `since <= ts < until`: whole hours from stats_hours, the
-    partial hours at both edges from the events."""
-    whole_from, whole_to = _ceil(since, _HOUR), _floor(until, _HOUR)
-    if whole_from >= whole_to:
-        whole_from = whole_to = until  # no whole hour: all from the events
-    label = "src_org" if dim == "asns" else "NULL::text"
-    latest_label = ("(array_agg(label ORDER BY t DESC) FILTER (WHERE label IS NOT NULL))[1]" if dim == "asns"
-                    else "NULL")
-    order = "key::bigint" if numeric else "key"
-    rows = await read(
-        f"SELECT key, sum(n)::bigint AS total, {latest_label} FROM ("
-        "SELECT key, label, n, hour AS t FROM stats_hours WHERE dim = %(dim)s AND hour >= %(whole_from)s "
-        "AND hour < %(whole_to)s "
-        f"UNION ALL SELECT {column}::text, {label}, 1, ts FROM events WHERE {column} IS NOT NULL "
-        "AND ((ts >= %(since)s AND ts < %(whole_from)s) OR (ts >= %(whole_to)s AND ts < %(until)s))"
-        f") r GROUP BY key ORDER BY total DESC, {order} LIMIT %(top_n)s",
-        {"dim": dim, "whole_from": whole_from, "whole_to": whole_to, "since": since, "until": until, "top_n": top_n},
-    )
-    return [TopItem(int(key) if numeric else key, int(n), label if dim == "asns" else None) for key, n, label in rows]
 
 
 async def sensor_activity(read: Read, hour_ago: datetime) -> list[tuple[str, datetime, int]]:
