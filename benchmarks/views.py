@@ -76,12 +76,16 @@ CALLS = {
 _BUDGET_SECONDS = 60.0
 
 
-def views(ctx: Context, store: Path | None = None, backend: str = "duckdb", rows: int | None = None) -> list[Figure]:
+def views(ctx: Context, store: Path | None = None, backend: str = "duckdb", rows: int | None = None,
+          postgres_url: str | None = None) -> list[Figure]:
     """Time CALLS on a server of `backend`: on DuckDB over `store` (filled here with `rows`
-    events when None); on PostgreSQL over a new database filled with `store`'s events."""
+    events when None); on PostgreSQL over a new database filled with `store`'s events, or over
+    the database at `postgres_url`, filled before (by fill_postgres) and migrated here."""
     rows = rows or ctx.size(10_000_000, 100_000)
     repeats = ctx.size(5, 2)
     if backend == "postgresql":
+        if postgres_url:
+            return _views_postgres_at(ctx, postgres_url, repeats)
         return _views_postgres(ctx, store, rows, repeats)
     if store is None:
         store = _fill_duckdb(ctx, rows)
@@ -123,24 +127,40 @@ def _views_postgres(ctx: Context, source: Path | None, rows: int, repeats: int) 
         fill = ctx.extra["views_fill_postgresql"] = fill_postgres(source / "events.duckdb", url, log=ctx.log)
         ctx.log(f"filled {fill['rows']:,} events in {fill['seconds']:.0f} s, VACUUM ANALYZE "
                 f"{fill['vacuum_analyze_seconds']:.0f} s, {fill['database_mib']:,.0f} MiB")
-        ctx.extra["views_postgresql_settings"] = _settings(url)
-        config = ctx.workdir / "views-postgresql.toml"
-        config.write_text(f'[storage]\nbackend = "postgresql"\nurl = "{url}"\nquery_timeout_seconds = 300\n')
-        add_sensor(data_dir, "sensor-0", config_file=config)
-        token = read_token(data_dir, config_file=config)
-        server = ServerProcess(data_dir, config_file=config, entry=ctx.server_entry).start(timeout=1800)
-        ctx.extra["uptime_at_calls"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-        try:
-            timings = _time_calls(ctx, server, token, repeats, budget_seconds=_BUDGET_SECONDS)
-        finally:
-            server.stop()
-        figures = _figures(timings, int(fill["rows"]))
-        slow = [f.name for f in figures if f.passed is False]
-        if slow:
-            plans = ctx.extra["views_postgresql_plans"] = _explain(ctx, url, data_dir, config, token, slow)
-            ctx.extra["views_postgresql_statements"] = {
-                call: [[float(ms), " ".join(text.split())[:400]] for ms, text in _PLAN_HEAD.findall(log)]
-                for call, log in plans.items()}
+        return _measure_postgres(ctx, url, data_dir, int(fill["rows"]), repeats)
+
+
+def _views_postgres_at(ctx: Context, url: str, repeats: int) -> list[Figure]:
+    """The calls on a database filled before; its first start here runs any new migration,
+    timed (`views_postgresql_start_seconds`)."""
+    with psycopg.connect(url) as con:
+        found = con.execute("SELECT count(*) FROM events").fetchone()
+    data_dir = ctx.workdir / "views-postgresql"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return _measure_postgres(ctx, url, data_dir, int(found[0] if found else 0), repeats)
+
+
+def _measure_postgres(ctx: Context, url: str, data_dir: Path, rows: int, repeats: int) -> list[Figure]:
+    ctx.extra["views_postgresql_settings"] = _settings(url)
+    config = ctx.workdir / "views-postgresql.toml"
+    config.write_text(f'[storage]\nbackend = "postgresql"\nurl = "{url}"\nquery_timeout_seconds = 300\n')
+    began = time.monotonic()
+    add_sensor(data_dir, "sensor-0", config_file=config)  # the first open of the store: migrations
+    ctx.extra["views_postgresql_start_seconds"] = time.monotonic() - began
+    token = read_token(data_dir, config_file=config)
+    server = ServerProcess(data_dir, config_file=config, entry=ctx.server_entry).start(timeout=1800)
+    ctx.extra["uptime_at_calls"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    try:
+        timings = _time_calls(ctx, server, token, repeats, budget_seconds=_BUDGET_SECONDS)
+    finally:
+        server.stop()
+    figures = _figures(timings, rows)
+    slow = [f.name for f in figures if f.passed is False]
+    if slow:
+        plans = ctx.extra["views_postgresql_plans"] = _explain(ctx, url, data_dir, config, token, slow)
+        ctx.extra["views_postgresql_statements"] = {
+            call: [[float(ms), " ".join(text.split())[:400]] for ms, text in _PLAN_HEAD.findall(log)]
+            for call, log in plans.items()}
     return figures
 
 
@@ -180,6 +200,8 @@ def _explain(ctx: Context, url: str, data_dir: Path, config: Path, token: str, s
                         plans[f"{name} {window}"] = text.read()
     finally:
         server.stop()
+        with psycopg.connect(url, autocommit=True) as con:  # a database measured again must not log plans
+            con.execute("ALTER DATABASE views RESET ALL")
     return plans
 
 
@@ -231,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=("duckdb", "postgresql"), default="duckdb",
                         help="the server's store (postgresql: a throw-away server, filled from a DuckDB store)")
     parser.add_argument("--rows", type=int, help="events to fill when no --store is given (default 10,000,000)")
+    parser.add_argument("--postgres-url", help="with --backend postgresql: measure this database, filled before by "
+                        "benchmarks/fill_postgres.py (its events are counted, it is migrated, nothing is copied)")
     parser.add_argument("--out", type=Path, help="JSON results (default benchmarks/results/<UTC date>-views[-postgresql].json)")
     args = parser.parse_args(argv)
     started = datetime.now(UTC)
@@ -238,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx.extra["uptime_at_start"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     at_start = machine()
     try:
-        figures = views(ctx, args.store, args.backend, args.rows)
+        figures = views(ctx, args.store, args.backend, args.rows, args.postgres_url)
     finally:
         shutil.rmtree(ctx.workdir, ignore_errors=True)
     report = {"date": started.isoformat(timespec="seconds"), "commit": git_commit(),

@@ -28,8 +28,9 @@ def pg_url(postgres_server: PostgresServer) -> str:
 
 
 def spread(events: list[Event], rng: random.Random, days: int) -> list[Event]:
-    """The events moved back by 0..days-1 whole days, at random."""
-    return [msgspec.structs.replace(e, ts=e.ts - timedelta(days=rng.randrange(days))) for e in events]
+    """The events moved back by 0..days-1 whole days, at random, a third of them from dionaea."""
+    return [msgspec.structs.replace(e, ts=e.ts - timedelta(days=rng.randrange(days)),
+                                    honeypot=rng.choice(["cowrie", "cowrie", "dionaea"])) for e in events]
 
 
 def windows(now: datetime) -> list[EventFilter]:
@@ -44,7 +45,10 @@ def windows(now: datetime) -> list[EventFilter]:
     found += [msgspec.structs.replace(wide, kinds=(Kind.LOGIN_ATTEMPT,)),
               msgspec.structs.replace(found[0], kinds=(Kind.COMMAND, Kind.FILE_DOWNLOAD)),
               msgspec.structs.replace(found[2], outcomes=(Outcome.SUCCESS,)),
-              msgspec.structs.replace(wide, kinds=(Kind.LOGIN_ATTEMPT,), outcomes=(Outcome.FAILURE, Outcome.UNKNOWN))]
+              msgspec.structs.replace(wide, kinds=(Kind.LOGIN_ATTEMPT,), outcomes=(Outcome.FAILURE, Outcome.UNKNOWN)),
+              msgspec.structs.replace(wide, protocols=("telnet",)),
+              msgspec.structs.replace(found[2], honeypots=("dionaea",), protocols=("ssh", "telnet")),
+              msgspec.structs.replace(found[0], honeypots=("cowrie",), kinds=(Kind.SCAN,))]
     return found
 
 

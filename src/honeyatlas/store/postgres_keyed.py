@@ -1,11 +1,13 @@
 """The PostgreSQL store's keyed rollups and their exact top-N reads.
 
 Two tables of one shape, `stats_hours` (one bucket per UTC hour) and `stats_days` (per UTC
-day): `(dim, bucket, kind, outcome, key, shard, label, n)`, the events of a bucket with that
-kind and outcome whose dimension `dim` had the value `key` (KEYED_COLUMNS: the summary's nine
+day): `(dim, bucket, kind, outcome, honeypot, protocol, key, shard, label, n)`, the events
+of a bucket with that kind, outcome, honeypot and protocol ('' for none) whose dimension `dim`
+had the value `key` (KEYED_COLUMNS: the summary's nine
 lists, and dim '' key '' for the total). `label` is an ASN's organisation, NULL elsewhere.
-Keyed by kind and outcome, they answer a summary whose filter restricts at most those two;
-any other filter is counted from the events (postgres_stats.window_summary).
+Keyed so, they answer a summary whose filter restricts at most those four (KEYED_FILTERS:
+what a sensor's software and an event's type say, a handful of values each on a real
+honeynet, so keying by them multiplies the rows little); any other filter is counted from the events (postgres_stats.window_summary).
 
 Why both levels and how they are read (measured at 10M events over 30 days, synthetic
 fill with 200,000 addresses: docs/performance.md "PostgreSQL"): summing one hour level over
@@ -13,7 +15,7 @@ fill with 200,000 addresses: docs/performance.md "PostgreSQL"): summing one hour
 (address, hour) rows as there are events. So a window is cut into whole days, whole hours
 at both ends, and raw partial hours (`spans`); and a list is not summed over every key but
 ranked by the threshold algorithm (Fagin et al.): each sorted list, one per (bucket, kind,
-outcome, shard), gives its `depth` largest keys through `stats_*_ranked`; those candidates
+outcome, honeypot, protocol, shard), gives its `depth` largest keys through `stats_*_ranked`; those candidates
 are summed exactly (the primary key starts with (dim, key)); a key that is no candidate has
 at most the sum of every list's next count (`bound`). Once the N-th candidate is above the
 bound the answer is final, otherwise the depth grows eightfold, until every list is read
@@ -35,12 +37,18 @@ from typing import Any
 
 from honeyatlas.clock import ceil_to, floor_to
 from honeyatlas.store import TopItem
+from honeyatlas.store.filters import EventFilter
 from honeyatlas.store.window_sql import WINDOW_COLUMNS
 
 Read = Callable[[str, Any], Awaitable[list[tuple[Any, ...]]]]
 
 # dim -> the column whose value is the key ('' : the total, key '').
 KEYED_COLUMNS: dict[str, str] = {"": "''", **{dim: column for dim, (column, _) in WINDOW_COLUMNS.items()}}
+# EventFilter dimension -> the rollups' column (NOT NULL: a NULL protocol is kept as '', which
+# no filter value is).
+KEYED_FILTERS: dict[str, str] = {"kinds": "kind", "outcomes": "outcome", "honeypots": "honeypot",
+                                 "protocols": "protocol"}
+_BY = ", ".join(KEYED_FILTERS.values())
 TABLES = ("stats_hours", "stats_days")
 
 _HOUR = timedelta(hours=1)
@@ -51,34 +59,35 @@ _LATEST_LABEL = "(array_agg(label ORDER BY t DESC) FILTER (WHERE label IS NOT NU
 def _table_sql(name: str) -> list[str]:
     return [
         f'CREATE TABLE {name} (dim text COLLATE "C" NOT NULL, bucket timestamptz NOT NULL, '
-        'kind text COLLATE "C" NOT NULL, outcome text COLLATE "C" NOT NULL, key text COLLATE "C" NOT NULL, '
-        "shard smallint NOT NULL, label text, n bigint NOT NULL, PRIMARY KEY (dim, key, bucket, kind, outcome, shard))",
-        # One sorted list per (dim, bucket, kind, outcome, shard): the threshold algorithm's
-        # sorted access.
-        f"CREATE INDEX {name}_ranked ON {name} (dim, bucket, kind, outcome, shard, n DESC)",
+        + "".join(f'{column} text COLLATE "C" NOT NULL, ' for column in KEYED_FILTERS.values())
+        + 'key text COLLATE "C" NOT NULL, shard smallint NOT NULL, label text, n bigint NOT NULL, '
+        f"PRIMARY KEY (dim, key, bucket, {_BY}, shard))",
+        # One sorted list per (dim, bucket, kind, outcome, honeypot, protocol, shard): the
+        # threshold algorithm's sorted access.
+        f"CREATE INDEX {name}_ranked ON {name} (dim, bucket, {_BY}, shard, n DESC)",
     ]
 
 
 def _unpivoted(source: str, hour: str) -> str:
-    """(dim, bucket, kind, outcome, key, label, n) per hour of the rows of `source`."""
+    """(dim, bucket, kind, outcome, honeypot, protocol, key, label, n) per hour of the rows of `source`."""
     values = ", ".join(f"('{dim}', {column}::text)" for dim, column in KEYED_COLUMNS.items())
-    return (f"SELECT v.dim, {hour} AS bucket, kind, outcome, v.key, "
+    return (f"SELECT v.dim, {hour} AS bucket, kind, outcome, honeypot, coalesce(protocol, '') AS protocol, v.key, "
             "(array_agg(src_org ORDER BY ts DESC) FILTER (WHERE v.dim = 'asns' AND src_org IS NOT NULL))[1] AS label, "
             f"count(*) AS n FROM {source} CROSS JOIN LATERAL (VALUES {values}) v(dim, key) "
-            "WHERE v.key IS NOT NULL GROUP BY 1, 2, 3, 4, 5")
+            "WHERE v.key IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7")
 
 
 _HOUR_OF_TS = "date_trunc('hour', ts, 'UTC')"
-_DAYS_OF_HOURS = ("SELECT dim, date_trunc('day', bucket, 'UTC') AS bucket, kind, outcome, key, "
+_DAYS_OF_HOURS = (f"SELECT dim, date_trunc('day', bucket, 'UTC') AS bucket, {_BY}, key, "
                   "(array_agg(label ORDER BY bucket DESC) FILTER (WHERE label IS NOT NULL))[1] AS label, "
-                  "sum(n)::bigint AS n FROM {source} GROUP BY 1, 2, 3, 4, 5")
-_UPSERT = ("INSERT INTO {table} AS s (dim, bucket, kind, outcome, key, shard, label, n) "
-           "SELECT dim, bucket, kind, outcome, key, {shard}, label, n FROM {rows} ORDER BY dim, key, bucket, kind, outcome "
-           "ON CONFLICT (dim, key, bucket, kind, outcome, shard) DO UPDATE SET n = s.n + excluded.n, "
+                  "sum(n)::bigint AS n FROM {source} GROUP BY 1, 2, 3, 4, 5, 6, 7")
+_UPSERT = (f"INSERT INTO {{table}} AS s (dim, bucket, {_BY}, key, shard, label, n) "
+           f"SELECT dim, bucket, {_BY}, key, {{shard}}, label, n FROM {{rows}} ORDER BY dim, key, bucket, {_BY} "
+           f"ON CONFLICT (dim, key, bucket, {_BY}, shard) DO UPDATE SET n = s.n + excluded.n, "
            "label = coalesce(excluded.label, s.label)")
 
-# The writer's part of INSERT_EVENTS: CTEs over `inserted`, which must return ts, kind,
-# outcome, src_org and every column of KEYED_COLUMNS; `%(shard)s` is the writer's shard.
+# The writer's part of INSERT_EVENTS: CTEs over `inserted`, which must return ts, src_org,
+# the columns of KEYED_FILTERS and those of KEYED_COLUMNS; `%(shard)s` is the writer's shard.
 WRITER_CTES = (
     f"keyed AS ({_unpivoted('inserted', _HOUR_OF_TS)}), "
     f"keyed_hours AS ({_UPSERT.format(table='stats_hours', shard='%(shard)s', rows='keyed')}), "
@@ -144,15 +153,16 @@ class _Sql:
                  for a, b in ranges]
         return "(" + " OR ".join(f"({part})" for part in parts) + ")"
 
-    def of(self, kinds: tuple[str, ...], outcomes: tuple[str, ...]) -> str:
-        return ((f" AND kind = ANY({self.bind(list(kinds))})" if kinds else "")
-                + (f" AND outcome = ANY({self.bind(list(outcomes))})" if outcomes else ""))
+    def of(self, events: EventFilter) -> str:
+        """The filter's conditions on KEYED_FILTERS (the same text for the rollups and the events)."""
+        return "".join(f" AND {column} = ANY({self.bind([str(value) for value in values])})"
+                       for name, column in KEYED_FILTERS.items() if (values := getattr(events, name)))
 
 
-async def total(read: Read, cut: Spans, kinds: tuple[str, ...] = (), outcomes: tuple[str, ...] = ()) -> int:
-    """The events of the window `cut` with one of `kinds` and `outcomes` (empty: any)."""
+async def total(read: Read, cut: Spans, events: EventFilter) -> int:
+    """The events of the window `cut` that `events` selects (it may restrict KEYED_FILTERS only)."""
     q = _Sql()
-    of = q.of(kinds, outcomes)
+    of = q.of(events)
     parts = [f"SELECT sum(n) AS n FROM {table} WHERE dim = '' AND {q.ranges('bucket', ranges)}{of}"
              for table, ranges in (("stats_days", cut.days), ("stats_hours", cut.hours)) if ranges]
     if cut.raw:
@@ -161,16 +171,17 @@ async def total(read: Read, cut: Spans, kinds: tuple[str, ...] = (), outcomes: t
     return int(rows[0][0])
 
 
-async def ranked(read: Read, dim: str, cut: Spans, top_n: int, kinds: tuple[str, ...] = (),
-                 outcomes: tuple[str, ...] = (), depth: int | None = None) -> list[TopItem]:
-    """The `top_n` keys of `dim` in the window `cut` (events of `kinds` and `outcomes`), most
+async def ranked(read: Read, dim: str, cut: Spans, top_n: int, events: EventFilter | None = None,
+                 depth: int | None = None) -> list[TopItem]:
+    """The `top_n` keys of `dim` in the window `cut` (of the events `events` selects, which may
+    restrict KEYED_FILTERS only), most
     events first, ties by key (numerically for numeric dimensions), exact; `depth` is the
     first depth of the sorted lists (tests make it small to reach the deeper rounds)."""
     numeric = WINDOW_COLUMNS[dim][1]
     order = (lambda item: (-item[1], int(item[0]))) if numeric else (lambda item: (-item[1], item[0]))
     depth = depth or top_n * 4 + 20
     while True:
-        sql, params = _round(dim, cut, kinds, outcomes, depth)
+        sql, params = _round(dim, cut, events or EventFilter(), depth)
         rows = await read(sql, params)
         bound, more = next((int(n), int(more)) for key, n, _, more in rows if key is None)
         found = sorted(((key, int(n), label) for key, n, label, _ in rows if key is not None), key=order)[:top_n]
@@ -180,12 +191,11 @@ async def ranked(read: Read, dim: str, cut: Spans, top_n: int, kinds: tuple[str,
         depth *= 8
 
 
-def _round(dim: str, cut: Spans, kinds: tuple[str, ...], outcomes: tuple[str, ...], depth: int
-           ) -> tuple[str, dict[str, Any]]:
+def _round(dim: str, cut: Spans, events: EventFilter, depth: int) -> tuple[str, dict[str, Any]]:
     """One round of the threshold algorithm at `depth`: the candidates' exact (key, n, label,
     NULL), then one row (NULL, bound, NULL, lists with more than `depth` keys)."""
     q = _Sql()
-    of = q.of(kinds, outcomes)
+    of = q.of(events)
     the_dim, deeper = q.bind(dim), q.bind(depth + 1)
     column = KEYED_COLUMNS[dim]
     label = "src_org" if dim == "asns" else "NULL::text"
@@ -201,13 +211,15 @@ def _round(dim: str, cut: Spans, kinds: tuple[str, ...], outcomes: tuple[str, ..
         if not ranges:
             continue
         within = q.ranges("bucket", ranges)
-        # The lists: (bucket, kind, outcome, shard) of every event, from the total's rows.
-        ctes.append(f"{table}_lists AS (SELECT bucket, kind, outcome, shard FROM {table} "
+        # The lists: (bucket, kind, outcome, honeypot, protocol, shard) of every event, from the
+        # total's rows.
+        ctes.append(f"{table}_lists AS (SELECT bucket, {_BY}, shard FROM {table} "
                     f"WHERE dim = '' AND key = '' AND {within}{of})")
         heads.append(f"SELECT r.key, r.n, r.place FROM {table}_lists l CROSS JOIN LATERAL ("
                      f"SELECT key, n, row_number() OVER (ORDER BY n DESC) AS place FROM {table} s "
-                     f"WHERE s.dim = {the_dim} AND s.bucket = l.bucket AND s.kind = l.kind AND s.outcome = l.outcome "
-                     f"AND s.shard = l.shard ORDER BY n DESC LIMIT {deeper}) r")
+                     f"WHERE s.dim = {the_dim} AND s.bucket = l.bucket AND s.shard = l.shard "
+                     + "".join(f"AND s.{column} = l.{column} " for column in KEYED_FILTERS.values())
+                     + f"ORDER BY n DESC LIMIT {deeper}) r")
         totals.append(f"SELECT key, n, label, bucket AS t FROM {table} WHERE dim = {the_dim} "
                       f"AND key IN (SELECT key FROM cands) AND {within}{of}")
     if not heads:

@@ -4,8 +4,8 @@ The rollups are kept per time bucket, so a retention run that drops a day of eve
 that day's buckets and every answer stays exact for what remains:
 
 - `stats_minutes (minute, kind, shard, n)`: the histogram and the 1 m / 1 h / 24 h counts;
-- `stats_hours` and `stats_days` (dim, bucket, kind, outcome, key, shard, label, n): every
-  list of the summaries and their totals, keyed by kind and outcome (postgres_keyed.py);
+- `stats_hours` and `stats_days` (dim, bucket, kind, outcome, honeypot, protocol, key, shard,
+  label, n): every list of the summaries and their totals (postgres_keyed.py);
 - `stats_sensors (sensor, shard, last_ingest_ts)`: each sensor's latest arrival.
 
 INSERT_EVENTS inserts a staged batch and updates all four from the rows actually inserted
@@ -45,7 +45,7 @@ _LATEST_ORG = "(array_agg(src_org ORDER BY ts DESC) FILTER (WHERE src_org IS NOT
 # number of events inserted (the others were stored already: a redelivery).
 INSERT_EVENTS = (
     "WITH inserted AS (INSERT INTO events SELECT * FROM staging ON CONFLICT (ts, id) DO NOTHING "
-    "RETURNING ts, kind, outcome, sensor, ingest_ts, src_country, src_asn, src_org, src_ip, dst_port, "
+    "RETURNING ts, kind, outcome, honeypot, protocol, sensor, ingest_ts, src_country, src_asn, src_org, src_ip, dst_port, "
     "username, password, command, sha256), "
     "minutes AS (INSERT INTO stats_minutes AS s (minute, kind, shard, n) "
     "SELECT date_trunc('minute', ts), kind, %(shard)s, count(*) FROM inserted GROUP BY 1, 2 ORDER BY 1, 2 "
@@ -132,9 +132,9 @@ async def histogram(
 
 
 # Which path answers what (the rule): a rollup answers what it is keyed by, the events the rest.
-# - A filter restricting at most the kind and the outcome: the total and all nine lists from
-#   the keyed rollups (postgres_keyed.py: whole days, whole hours, partial hours from the
-#   events; each list ranked by the threshold algorithm).
+# - A filter restricting at most the kind, outcome, honeypot and protocol: the total and all
+#   nine lists from the keyed rollups (postgres_keyed.py: whole days, whole hours, partial
+#   hours from the events; each list ranked by the threshold algorithm).
 # - Any other filter: from the window's events, the total and every list but the addresses
 #   in one GROUPING SETS scan (window_sql.lists_sql), the addresses alone, an ASN's label for
 #   the listed ASNs only.
@@ -147,13 +147,11 @@ async def window_summary(read: Read, events: EventFilter, top_n: int, rollups: b
     in one snapshot; `rollups=False` counts everything from the events; `depth`: see
     postgres_keyed.ranked."""
     assert events.since is not None and events.until is not None
-    if rollups and events.dimensions <= {"kinds", "outcomes"}:
+    if rollups and events.dimensions <= set(postgres_keyed.KEYED_FILTERS):
         cut = postgres_keyed.spans(events.since, events.until)
-        kinds, outcomes = tuple(map(str, events.kinds)), tuple(map(str, events.outcomes))
         return WindowSummary(
-            total=await postgres_keyed.total(read, cut, kinds, outcomes),
-            top={dim: await postgres_keyed.ranked(read, dim, cut, top_n, kinds, outcomes, depth)
-                 for dim in WINDOW_TOP_DIMENSIONS})
+            total=await postgres_keyed.total(read, cut, events),
+            top={dim: await postgres_keyed.ranked(read, dim, cut, top_n, events, depth) for dim in WINDOW_TOP_DIMENSIONS})
     # Nine lists one after another were nine scans of the window, the filter tested in each
     # (0.4-4.3 s at 24 h, 42-74 s at 30 days for 10M events): one scan for all but the addresses.
     dims = [dim for dim in WINDOW_TOP_DIMENSIONS if dim != "ips"]
