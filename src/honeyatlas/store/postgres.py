@@ -177,6 +177,10 @@ class PostgresStore:
                         f"the database at {self._where} has schema version {current}, newer than this honeyatlas "
                         f"({postgres_schema.SCHEMA_VERSION}); upgrade honeyatlas"
                     )
+                if 0 < current < postgres_schema.SCHEMA_VERSION:  # a rebuild can take minutes: say so first
+                    log.warning("upgrading the database at %s from schema version %d to %d (rollups are rebuilt "
+                                "from the stored events: minutes per 10 million)", self._where, current,
+                                postgres_schema.SCHEMA_VERSION)
                 for version, statements in postgres_schema.MIGRATIONS:
                     if version > current:
                         for statement in statements:
