@@ -75,7 +75,8 @@ def test_a_window_is_cut_into_whole_days_whole_hours_and_raw_edges_once() -> Non
             assert b == c  # contiguous, no overlap
 
 
-async def test_the_threshold_algorithm_is_exact_at_every_depth_with_two_shards(pg_url: str) -> None:
+async def test_the_threshold_algorithm_is_exact_at_every_depth_with_two_shards(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(31)
     now = datetime.now(UTC)
     events = spread(varied_events(rng, now, 4000), rng, 6)
@@ -89,10 +90,16 @@ async def test_the_threshold_algorithm_is_exact_at_every_depth_with_two_shards(p
         for f in windows(now):
             for top_n in (1, 3, 6):
                 expected = brute_window(events, f, top_n)
-                for depth in (1, 2, None):  # 1: every list deepens round after round
+                # depth 1: lists deepen round after round; rounds 0: every list summed whole
+                for depth, rounds in ((1, 5), (2, 1), (None, postgres_keyed.ROUNDS), (None, 0)):
                     async with first._snapshot("window_summary") as read:
-                        got = await postgres_stats.window_summary(read, f, top_n, True, depth)
-                    assert msgspec.to_builtins(got) == expected, (f, top_n, depth)
+                        got = await postgres_stats.window_summary(read, f, top_n, True, depth, rounds)
+                    assert msgspec.to_builtins(got) == expected, (f, top_n, depth, rounds)
+        monkeypatch.setattr(postgres_keyed, "_candidates_cap", lambda top_n: 2)  # a round gives up: summed whole
+        for f in windows(now):
+            async with first._snapshot("window_summary") as read:
+                got = await postgres_stats.window_summary(read, f, 3, True, 1, 3)
+            assert msgspec.to_builtins(got) == brute_window(events, f, 3), f
     finally:
         await asyncio.gather(first.stop(), second.stop())
 

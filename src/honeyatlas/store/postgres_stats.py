@@ -94,7 +94,8 @@ async def summary(read: Read, now: datetime, top_n: int) -> Summary:
     ahead = now + timedelta(minutes=5) + _TICK  # the counts include `now + 5 min` itself
     counts = Counts(*[await _count(read, now - span, ahead) for span in (_MINUTE, _HOUR, WINDOW)])
     cut = postgres_keyed.spans(now - WINDOW, None)
-    top = {dim: await postgres_keyed.ranked(read, dim, cut, top_n) for dim in TOP_DIMENSIONS}
+    edges = await postgres_keyed.edges(read, cut, EventFilter())
+    top = {dim: await postgres_keyed.ranked(read, dim, cut, top_n, edge=edges[dim]) for dim in TOP_DIMENSIONS}
     return Summary(counts=counts, top=top)
 
 
@@ -142,16 +143,18 @@ async def histogram(
 
 
 async def window_summary(read: Read, events: EventFilter, top_n: int, rollups: bool = True,
-                         depth: int | None = None) -> WindowSummary:
+                         depth: int | None = None, rounds: int = postgres_keyed.ROUNDS) -> WindowSummary:
     """The total and top-N lists of the events `events` selects (its window set); `read` runs
-    in one snapshot; `rollups=False` counts everything from the events; `depth`: see
-    postgres_keyed.ranked."""
+    in one snapshot; `rollups=False` counts everything from the events; `depth` and `rounds`:
+    see postgres_keyed.ranked."""
     assert events.since is not None and events.until is not None
     if rollups and events.dimensions <= set(postgres_keyed.KEYED_FILTERS):
         cut = postgres_keyed.spans(events.since, events.until)
+        edges = await postgres_keyed.edges(read, cut, events)
         return WindowSummary(
-            total=await postgres_keyed.total(read, cut, events),
-            top={dim: await postgres_keyed.ranked(read, dim, cut, top_n, events, depth) for dim in WINDOW_TOP_DIMENSIONS})
+            total=await postgres_keyed.total(read, cut, events, edges[""]),
+            top={dim: await postgres_keyed.ranked(read, dim, cut, top_n, events, depth, rounds, edges[dim])
+                 for dim in WINDOW_TOP_DIMENSIONS})
     # Nine lists one after another were nine scans of the window, the filter tested in each
     # (0.4-4.3 s at 24 h, 42-74 s at 30 days for 10M events): one scan for all but the addresses.
     dims = [dim for dim in WINDOW_TOP_DIMENSIONS if dim != "ips"]
