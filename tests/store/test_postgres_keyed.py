@@ -6,13 +6,14 @@ retention keeps them exact."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
 
+from honeyatlas.clock import ceil_to, floor_to
 from honeyatlas.event import Event, Kind, Outcome
 from honeyatlas.store import postgres_keyed, postgres_stats
 from honeyatlas.store.filters import EventFilter
@@ -55,24 +56,38 @@ def windows(now: datetime) -> list[EventFilter]:
 def test_a_window_is_cut_into_whole_days_whole_hours_and_raw_edges_once() -> None:
     rng = random.Random(5)
     base = datetime(2026, 3, 1, tzinfo=UTC)
-    for _ in range(2000):
+    hour, day = timedelta(hours=1), timedelta(days=1)
+
+    def hours_of(ranges: list[tuple[datetime, datetime | None]], step: timedelta, horizon: datetime) -> Counter[datetime]:
+        found: Counter[datetime] = Counter()
+        for a, b in ranges:
+            assert a == floor_to(a, step) and (b is None or (b == floor_to(b, step) and a < b))
+            moment = a
+            while moment < (b or horizon):
+                found[moment] += 1
+                moment += hour
+        return found
+
+    for _ in range(3000):
         since = base + timedelta(seconds=rng.choice([0, rng.randrange(0, 9 * 86400), 3600 * rng.randrange(200)]))
-        length = timedelta(seconds=rng.choice([0, 1, 3599, 3600, 86400, rng.randrange(1, 8 * 86400)]))
+        length = timedelta(seconds=rng.choice([0, 1, 3599, 3600, 86400, 13 * 3600, rng.randrange(1, 8 * 86400)]))
         until = None if rng.random() < 0.2 else since + length
-        cut = postgres_keyed.spans(since, until)
-        for a, b in cut.days:
-            assert a.hour == a.minute == a.second == a.microsecond == 0
-            assert b is None or (b.hour == b.minute == b.second == b.microsecond == 0 and a < b)
-        for a, b in cut.hours:
-            assert a.minute == a.second == a.microsecond == 0 and (b is None or (b.minute == 0 and a < b))
-        parts = sorted([*cut.days, *cut.hours, *cut.raw], key=lambda r: r[0])
-        parts = [(a, b) for a, b in parts if b is None or a < b]  # an empty raw edge covers nothing
         if until is not None and until <= since:
-            assert parts == [] or (parts == [(since, until)] and since == until)
             continue
-        assert parts[0][0] == since and parts[-1][1] == until
-        for (_, b), (c, _) in itertools.pairwise(parts):
-            assert b == c  # contiguous, no overlap
+        cut = postgres_keyed.spans(since, until)
+        first, last = ceil_to(since, hour), None if until is None else floor_to(until, hour)
+        if last is not None and first >= last:
+            assert cut == postgres_keyed.Spans([], [], [(since, until)])
+            continue
+        assert cut.raw == [(since, first)] + ([] if until is None else [(last, until)])
+        horizon = (last or first) + 20 * day
+        covered = hours_of(cut.days, day, horizon) + hours_of(cut.hours, hour, horizon)
+        covered.subtract(hours_of(cut.minus, hour, horizon))
+        covered = +covered  # each whole hour of the window once, nothing outside it
+        assert all(n == 1 for n in covered.values())
+        assert sorted(covered) == [first + k * hour for k in range(int(((last or horizon) - first) / hour))]
+        assert not cut.minus or all(h in hours_of(cut.days, day, horizon) for h in hours_of(cut.minus, hour, horizon))
+        assert len(cut.hours) + len(cut.minus) <= 4
 
 
 async def test_the_threshold_algorithm_is_exact_at_every_depth_with_two_shards(

@@ -31,7 +31,7 @@ What must not live here: the raw-event lists (window_sql.py), DDL other than the
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -139,14 +139,19 @@ MIGRATION = [
 @dataclass(frozen=True)
 class Spans:
     """A window `since <= ts < until` (until None: open) cut for reading: whole days from
-    stats_days, whole hours from stats_hours, the partial hours at both ends from the events;
-    each a list of [from, to) ranges, `to` None for open."""
+    stats_days, whole hours from stats_hours, hours to subtract from a day (`minus`), and the
+    partial hours at both ends from the events; each a list of [from, to) ranges, `to` None
+    for open.
+
+    A day the window covers for more than half (a 24-hour window ending at 15:12 covers
+    today's 00:00-15:00) is read as the day less the hours it does not cover (15:00-24:00,
+    where only the current hour has events yet) rather than as its hours: 23 hourly lists
+    per (kind, outcome, ...) became a day's list, 8 hours and one hour subtracted."""
 
     days: list[tuple[datetime, datetime | None]]
     hours: list[tuple[datetime, datetime | None]]
     raw: list[tuple[datetime, datetime | None]]
-
-
+    minus: list[tuple[datetime, datetime | None]] = field(default_factory=list)
 
 
 def spans(since: datetime, until: datetime | None) -> Spans:
@@ -154,13 +159,31 @@ def spans(since: datetime, until: datetime | None) -> Spans:
     hour_to = None if until is None else floor_to(until, _HOUR)
     if hour_to is not None and hour_from >= hour_to:
         return Spans([], [], [(since, until)])
-    raw = [(since, hour_from)] + ([] if hour_to is None or until is None else [(hour_to, until)])
-    day_from = ceil_to(hour_from, _DAY)
-    day_to = None if hour_to is None else floor_to(hour_to, _DAY)
-    if day_to is not None and day_from >= day_to:
-        return Spans([], [(hour_from, hour_to)], raw)
-    hours = [(hour_from, day_from)] + ([] if day_to is None else [(day_to, hour_to)])
-    return Spans([(day_from, day_to)], [(a, b) for a, b in hours if b is None or a < b], raw)
+    cut = Spans([], [], [(since, hour_from)] + ([] if hour_to is None else [(hour_to, until)]))
+    start, first_day = hour_from, floor_to(hour_from, _DAY)
+    if start != first_day:  # the first day in part
+        end = first_day + _DAY if hour_to is None else min(first_day + _DAY, hour_to)
+        _partial(cut, first_day, start, end)
+        start = end
+    if hour_to is None:
+        cut.days.append((start, None))
+        return cut
+    last_day = floor_to(hour_to, _DAY)
+    if start < last_day:
+        cut.days.append((start, last_day))
+    if max(start, last_day) < hour_to:  # the last day in part
+        _partial(cut, last_day, max(start, last_day), hour_to)
+    return cut
+
+
+def _partial(cut: Spans, day: datetime, start: datetime, end: datetime) -> None:
+    """Whole hours [start, end) of `day`: as hours, or as the day less its other hours when
+    those are fewer."""
+    if (end - start) * 2 <= _DAY:
+        cut.hours.append((start, end))
+        return
+    cut.days.append((day, day + _DAY))
+    cut.minus.extend(r for r in ((day, start), (end, day + _DAY)) if r[0] < r[1])
 
 
 class _Sql:
@@ -222,8 +245,9 @@ async def total(read: Read, cut: Spans, events: EventFilter, edge: Edge) -> int:
     only); `edge`: the partial hours' total (edges()[''])."""
     q = _Sql()
     of = q.of(events)
-    parts = [f"SELECT sum(n) AS n FROM {table} WHERE dim = '' AND {q.ranges('bucket', ranges)}{of}"
-             for table, ranges in (("stats_days", cut.days), ("stats_hours", cut.hours)) if ranges]
+    parts = [f"SELECT {sign}sum(n) AS n FROM {table} WHERE dim = '' AND {q.ranges('bucket', ranges)}{of}"
+             for sign, table, ranges in (("", "stats_days", cut.days), ("", "stats_hours", cut.hours),
+                                         ("-", "stats_hours", cut.minus)) if ranges]
     rolled = int((await read(f"SELECT coalesce(sum(n), 0)::bigint FROM ({' UNION ALL '.join(parts)}) p", q.params)
                   )[0][0]) if parts else 0
     return rolled + sum(edge[1])
@@ -261,7 +285,8 @@ async def ranked(read: Read, dim: str, cut: Spans, top_n: int, events: EventFilt
         bound, more, candidates = next((int(n), int(more), int(label)) for key, n, label, more in rows if key is None)
         if candidates > _candidates_cap(top_n):
             break  # a flat list: summing it whole is cheaper
-        found = sorted(((key, int(n), label) for key, n, label, _ in rows if key is not None), key=order)[:top_n]
+        found = sorted(((key, int(n), label) for key, n, label, _ in rows if key is not None and n > 0),
+                       key=order)[:top_n]
         if more == 0 or (len(found) == top_n and found[-1][1] > bound):
             return _items(dim, found)
         depth *= 8
@@ -276,13 +301,16 @@ def _items(dim: str, found: list[tuple[str, int, str | None]]) -> list[TopItem]:
 
 def _parts(q: _Sql, dim: str, cut: Spans, of: str, edge: Edge, keys: str = "") -> list[str]:
     """(key, n, label, t) rows of `dim` in the window: one select per rollup range (each an
-    index range on the primary key or the ranked index) and the partial hours (the CTE `edge`,
+    index range on the primary key or the ranked index; subtracted hours negative) and the partial hours (the CTE `edge`,
     which the caller defines when `edge` has keys); `keys`: a condition on `key` (the
     candidates)."""
     the_dim = q.bind(dim)
-    parts = [f"SELECT key, n, label, bucket AS t FROM {table} WHERE dim = {the_dim}{keys} AND bucket >= {q.bind(a)}"
-             + ("" if b is None else f" AND bucket < {q.bind(b)}") + of
-             for table, ranges in (("stats_days", cut.days), ("stats_hours", cut.hours)) for a, b in ranges]
+    parts = [f"SELECT key, {sign}n, {label}, bucket AS t FROM {table} WHERE dim = {the_dim}{keys} "
+             f"AND bucket >= {q.bind(a)}" + ("" if b is None else f" AND bucket < {q.bind(b)}") + of
+             for sign, label, table, ranges in (("", "label", "stats_days", cut.days),
+                                                ("", "label", "stats_hours", cut.hours),
+                                                ("-", "NULL::text", "stats_hours", cut.minus))
+             for a, b in ranges]
     if edge[0]:
         parts.append(f"SELECT key, n, label, t FROM edge WHERE true{keys}")
     return parts
@@ -306,7 +334,7 @@ def _whole(dim: str, cut: Spans, events: EventFilter, top_n: int, edge: Edge) ->
     order = "key::bigint" if WINDOW_COLUMNS[dim][1] else "key"
     return ((f"WITH {', '.join(ctes)} " if ctes else "")
             + f"SELECT key, sum(n)::bigint AS total, {_LATEST_LABEL} FROM (" + " UNION ALL ".join(parts)
-            + f") r GROUP BY key ORDER BY total DESC, {order} LIMIT {q.bind(top_n)}", q.params)
+            + f") r GROUP BY key HAVING sum(n) > 0 ORDER BY total DESC, {order} LIMIT {q.bind(top_n)}", q.params)
 
 
 def _round(dim: str, cut: Spans, events: EventFilter, depth: int, top_n: int, edge: Edge
@@ -317,10 +345,11 @@ def _round(dim: str, cut: Spans, events: EventFilter, depth: int, top_n: int, ed
     `depth` keys).
 
     A candidate is a key among the first `depth` of some list. Its count so far (`low`, what
-    the lists showed) is a lower bound; adding, for each list that did not show it, that
-    list's next count gives an upper bound. A candidate whose upper bound is below the
-    `top_n`-th lower bound cannot be in the answer and is not summed (on skewed lists most
-    are not: at 30 days the ASNs' 2,454 candidates of 313 lists read 560,000 rollup rows)."""
+    the lists showed) plus, for each list that did not show it, that list's next count is an
+    upper bound (subtracted hours only lower it). The `top_n` candidates of the largest `low`
+    are summed first (`probe`): a candidate whose upper bound is below the `top_n`-th of
+    those sums cannot be in the answer and is not summed (on skewed lists most are not: at
+    30 days the ASNs' 2,454 candidates of 313 lists read 560,000 rollup rows)."""
     q = _Sql()
     of = q.of(events)
     the_dim, deeper = q.bind(dim), q.bind(depth + 1)
@@ -348,9 +377,12 @@ def _round(dim: str, cut: Spans, events: EventFilter, depth: int, top_n: int, ed
         f"nexts AS (SELECT list, n FROM heads WHERE place = {deeper})",
         "seen AS (SELECT h.key, sum(h.n) AS low, coalesce(sum(x.n), 0) AS shown FROM heads h "
         f"LEFT JOIN nexts x USING (list) WHERE h.place < {deeper} GROUP BY h.key)",
-        f"floor_low AS (SELECT low FROM seen ORDER BY low DESC OFFSET {q.bind(top_n - 1)} LIMIT 1)",
+        f"probe AS (SELECT key FROM seen ORDER BY low DESC, key LIMIT {q.bind(top_n)})",
+        "probed AS (SELECT sum(n) AS total FROM (" + " UNION ALL ".join(_parts(q, dim, cut, of, edge,
+                                                                              " AND key IN (SELECT key FROM probe)"))
+        + f") p GROUP BY key ORDER BY total DESC OFFSET {q.bind(top_n - 1)} LIMIT 1)",
         "cands AS (SELECT key FROM seen WHERE low + (SELECT coalesce(sum(n), 0) FROM nexts) - shown "
-        ">= coalesce((SELECT low FROM floor_low), 0))",
+        ">= coalesce((SELECT total FROM probed), 0))",
     ]
     few = f" AND (SELECT count(*) FROM cands) <= {q.bind(_candidates_cap(top_n))}"
     parts = _parts(q, dim, cut, of, edge, f" AND key IN (SELECT key FROM cands){few}")
