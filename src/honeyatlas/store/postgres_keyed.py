@@ -124,6 +124,11 @@ BEGIN
 END $rebuild$"""
 
 MIGRATION = [
+    # An ASN filter (a click on an ASN of a list) is read from the events: 2,166 of 10M
+    # events at 30 days took a 4.7 s scan without an index. (A prefix filter would want an
+    # index on `src_ip::inet`, but one src_ip that is not an address, which nothing but the
+    # adapters prevents, would then fail its whole batch: not added.)
+    "CREATE INDEX events_src_asn ON events (src_asn, ts)",
     "DROP TABLE stats_hours",
     _table_sql("stats_hours"),
     _table_sql("stats_days"),
