@@ -134,7 +134,8 @@ async def test_a_store_of_schema_2_gains_the_keyed_rollups_from_its_events(pg_ur
             del read
         con = store._internal_con
         assert con is not None
-        for statement in ("DROP TABLE stats_hours", "DROP TABLE stats_days", "DELETE FROM schema_migrations WHERE version = 3",
+        for statement in ("DROP TABLE stats_hours", "DROP TABLE stats_days", "DROP INDEX events_src_asn",
+                          "DELETE FROM schema_migrations WHERE version = 3",
                           'CREATE TABLE stats_hours (dim text COLLATE "C" NOT NULL, hour timestamptz NOT NULL, '
                           'key text COLLATE "C" NOT NULL, shard smallint NOT NULL, label text, n bigint NOT NULL, '
                           "PRIMARY KEY (dim, hour, key, shard))"):
