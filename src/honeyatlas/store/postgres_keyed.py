@@ -64,10 +64,14 @@ def _table_sql(name: str) -> str:
 
 def _index_sql(name: str) -> list[str]:
     return [
-        f"ALTER TABLE {name} ADD PRIMARY KEY (dim, key, bucket, {_BY}, shard)",
+        # Both indexes carry what the reads need (INCLUDE), so they read the index alone where
+        # the visibility map allows: a dimension's rows are scattered over the heap (the
+        # writer appends them batch by batch), and 30 days of passwords summed whole took
+        # 702 ms through the heap, 257 ms from a covering index (10M events).
+        f"ALTER TABLE {name} ADD PRIMARY KEY (dim, key, bucket, {_BY}, shard) INCLUDE (n, label)",
         # One sorted list per (dim, bucket, kind, outcome, honeypot, protocol, shard): the
-        # threshold algorithm's sorted access.
-        f"CREATE INDEX {name}_ranked ON {name} (dim, bucket, {_BY}, shard, n DESC)",
+        # threshold algorithm's sorted access, and a dimension's rows of a range in order.
+        f"CREATE INDEX {name}_ranked ON {name} (dim, bucket, {_BY}, shard, n DESC) INCLUDE (key, label)",
     ]
 
 
