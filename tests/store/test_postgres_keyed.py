@@ -11,6 +11,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import msgspec
+import psycopg
 import pytest
 
 from honeyatlas.clock import ceil_to, floor_to
@@ -32,6 +33,16 @@ def spread(events: list[Event], rng: random.Random, days: int) -> list[Event]:
     """The events moved back by 0..days-1 whole days, at random, a third of them from dionaea."""
     return [msgspec.structs.replace(e, ts=e.ts - timedelta(days=rng.randrange(days)),
                                     honeypot=rng.choice(["cowrie", "cowrie", "dionaea"])) for e in events]
+
+
+async def stored(pg_url: str, events: list[Event]) -> None:
+    """`events` stored in the database by a store started and stopped for it."""
+    store = make_pg(pg_url)
+    await store.start()
+    try:
+        await store.append(events, [])
+    finally:
+        await store.stop()
 
 
 def windows(now: datetime) -> list[EventFilter]:
@@ -123,25 +134,14 @@ async def test_a_store_of_schema_2_gains_the_keyed_rollups_from_its_events(pg_ur
     rng = random.Random(32)
     now = datetime.now(UTC)
     events = spread(varied_events(rng, now, 1500), rng, 4)
-    store = make_pg(pg_url)
-    await store.start()
-    await store.append(events, [])
-    await store.stop()
-    store = make_pg(pg_url)
-    await store.start()
-    try:  # back to schema 2: the five-dimension hourly rollup, no stats_days
-        async with store._internal() as read:
-            del read
-        con = store._internal_con
-        assert con is not None
+    await stored(pg_url, events)
+    with psycopg.connect(pg_url, autocommit=True) as con:  # back to schema 2: the old hourly rollup, no stats_days
         for statement in ("DROP TABLE stats_hours", "DROP TABLE stats_days", "DROP INDEX events_src_asn",
                           "DELETE FROM schema_migrations WHERE version = 3",
                           'CREATE TABLE stats_hours (dim text COLLATE "C" NOT NULL, hour timestamptz NOT NULL, '
                           'key text COLLATE "C" NOT NULL, shard smallint NOT NULL, label text, n bigint NOT NULL, '
                           "PRIMARY KEY (dim, hour, key, shard))"):
-            await con.execute(statement)  # type: ignore[arg-type]
-    finally:
-        await store.stop()
+            con.execute(statement)  # type: ignore[arg-type]
     store = make_pg(pg_url)
     await store.start()  # migration 3
     try:
@@ -156,10 +156,7 @@ async def test_retention_keeps_the_keyed_rollups_exact(pg_url: str) -> None:
     rng = random.Random(33)
     now = datetime.now(UTC)
     events = spread(varied_events(rng, now, 2000), rng, 5)
-    filler = make_pg(pg_url)
-    await filler.start()
-    await filler.append(events, [])
-    await filler.stop()
+    await stored(pg_url, events)  # retention off: a partition for each day
     store: PostgresStore = make_pg(pg_url, retention_days=2)
     await store.start()
     try:
