@@ -2,25 +2,27 @@
 
 Two tables of one shape, `stats_hours` (one bucket per UTC hour) and `stats_days` (per UTC
 day): `(dim, bucket, kind, outcome, honeypot, protocol, key, shard, label, n)`, the events
-of a bucket with that kind, outcome, honeypot and protocol ('' for none) whose dimension `dim`
-had the value `key` (KEYED_COLUMNS: the summary's nine
-lists, and dim '' key '' for the total). `label` is an ASN's organisation, NULL elsewhere.
-Keyed so, they answer a summary whose filter restricts at most those four (KEYED_FILTERS:
-what a sensor's software and an event's type say, a handful of values each on a real
-honeynet, so keying by them multiplies the rows little); any other filter is counted from the events (postgres_stats.window_summary).
+of a bucket with that kind, outcome, honeypot and protocol ('' for none) whose dimension
+`dim` had the value `key` (KEYED_COLUMNS: the summary's nine lists, and dim '' key '' for
+the total). `label` is an ASN's organisation, NULL elsewhere. Keyed so, they answer a
+summary whose filter restricts at most those four (KEYED_FILTERS: what a sensor's software
+and an event's type say, a handful of values each on a real honeynet, so keying by them
+multiplies the rows little); any other filter is counted from the events
+(postgres_stats.window_summary).
 
-Why both levels and how they are read (measured at 10M events over 30 days, synthetic
-fill with 200,000 addresses: docs/performance.md "PostgreSQL"): summing one hour level over
-30 days read 3.24M rows for the ASNs alone (7.1 s), and the addresses have about as many
-(address, hour) rows as there are events. So a window is cut into whole days, whole hours
-at both ends, and raw partial hours (`spans`); and a list is not summed over every key but
-ranked by the threshold algorithm (Fagin et al.): each sorted list, one per (bucket, kind,
-outcome, honeypot, protocol, shard), gives its `depth` largest keys through `stats_*_ranked`; those candidates
-are summed exactly (the primary key starts with (dim, key)); a key that is no candidate has
-at most the sum of every list's next count (`bound`). Once the N-th candidate is above the
-bound the answer is final, otherwise the depth grows eightfold, until every list is read
-whole (still exact, as slow as summing everything). Skewed lists (a few loud attackers)
-end at the first depth.
+Why both levels and how they are read (measured at 10M events over 30 days, synthetic fill
+with 200,000 addresses: docs/performance.md "PostgreSQL with keyed rollups"): summing one
+hour level over 30 days read 3.24M rows for the ASNs alone (7.1 s), and the addresses have
+about as many (address, kind, hour) rows as there are events. So a window is cut into whole
+days, whole hours and raw partial hours (`spans`, a day mostly covered read as the day less
+its other hours), and a list is not summed over every key but ranked by the threshold
+algorithm (Fagin et al.): each sorted list, one per (bucket, kind, outcome, honeypot,
+protocol, shard), gives its first keys through `stats_*_ranked`; a key no list showed has
+at most the sum of every list's next count (the bound); the candidates are pruned by their
+own bounds and the survivors summed exactly through the primary key, which starts with
+(dim, key). Once the N-th sum is above the bound the answer is final, otherwise the lists
+deepen eightfold; a flat list (too many candidates survive, or still open after ROUNDS) is
+summed whole instead, which is cheaper there. Every path is exact.
 
 Written by the writer's INSERT_EVENTS (postgres_stats.py) from the rows it inserted, in the
 same transaction; `shard` is the writer's, so writers never wait on each other's rows.
