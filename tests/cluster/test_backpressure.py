@@ -101,6 +101,8 @@ def test_a_late_retry_through_another_ingest_process_is_stored_once(
         wait_until(lambda: 'reason="already_stored"} 20' in httpx.get(f"http://127.0.0.1:{worker_port}/metrics").text
                    or stored(database)[0] > 20, "the worker to take the second copy", 15, 0.2)
         assert stored(database) == (20, 20)
+        metrics = httpx.get(f"http://127.0.0.1:{worker_port}/metrics").text
+        assert 'honeyatlas_correlation_evictions_total{detector="replayed_keyed_items"} 0' in metrics
     finally:
         for role in [*ingest, worker]:
             role.stop()

@@ -52,6 +52,9 @@ class WorkerRole(RoleBase):
             self.correlation = WorkerCorrelation(
                 config.correlation, partition=lambda text: partition_of(text, total),
                 sources=set(self.partitions), keys=set(self.partitions), partitions=total)
+            source = self.correlation.source  # replayed events' keyed items dropped at their bound
+            self.metrics.gauge("honeyatlas_correlation_evictions_total",
+                               lambda: [((("detector", "replayed_keyed_items"),), source.replayed_evicted)])
         self.sink = StoreSink(
             store=self.store, live=self.live, deduplicator=build_deduplicator(config, self.metrics),
             metrics=self.metrics, correlator=self.correlation.source if self.correlation else None,
