@@ -32,7 +32,7 @@ What must not live here: the raw-event lists (window_sql.py), DDL other than the
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,11 +51,12 @@ KEYED_COLUMNS: dict[str, str] = {"": "''", **{dim: column for dim, (column, _) i
 KEYED_FILTERS: dict[str, str] = {"kinds": "kind", "outcomes": "outcome", "honeypots": "honeypot",
                                  "protocols": "protocol"}
 _BY = ", ".join(KEYED_FILTERS.values())
-TABLES = ("stats_hours", "stats_days")
 
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
 _LATEST_LABEL = "(array_agg(label ORDER BY t DESC) FILTER (WHERE label IS NOT NULL))[1]"
+# An ASN's organisation among events: the latest one known (the raw-event paths use it too).
+LATEST_ORG = "(array_agg(src_org ORDER BY ts DESC) FILTER (WHERE src_org IS NOT NULL))[1]"
 
 
 def _table_sql(name: str) -> str:
@@ -87,7 +88,7 @@ def _unpivoted(source: str, hour: str) -> str:
     return (f"SELECT v.dim, {by}, v.key, NULL::text AS label, count(*) AS n FROM {source} "
             f"CROSS JOIN LATERAL (VALUES {values}) v(dim, key) WHERE v.key IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7 "
             f"UNION ALL SELECT 'asns', {by}, src_asn::text, "
-            "(array_agg(src_org ORDER BY ts DESC) FILTER (WHERE src_org IS NOT NULL))[1], count(*) "
+            f"{LATEST_ORG}, count(*) "
             f"FROM {source} WHERE src_asn IS NOT NULL GROUP BY 2, 3, 4, 5, 6, 7")
 
 
@@ -224,24 +225,25 @@ class _Sql:
 Edge = tuple[list[str], list[int], list[str | None], list[datetime]]  # keys, counts, labels, latest ts
 
 
-async def edges(read: Read, cut: Spans, events: EventFilter) -> dict[str, Edge]:
-    """Per dimension ('' the total), the (key, n, label, t) of the window's partial hours, from
-    one scan of their events: each list's rounds then read them as a parameter instead of
-    grouping the events again (nine groupings of the same hour, one per list, were ~10-50 ms
-    each at 10M events)."""
-    found: dict[str, Edge] = {dim: ([], [], [], []) for dim in KEYED_COLUMNS}
+async def edges(read: Read, cut: Spans, events: EventFilter, dims: Iterable[str] = KEYED_COLUMNS
+                ) -> dict[str, Edge]:
+    """Per dimension of `dims` ('' the total), the (key, n, label, t) of the window's partial
+    hours, from one scan of their events: each list's rounds then read them as a parameter
+    instead of grouping the events again (nine groupings of the same hour, one per list, were
+    ~10-50 ms each at 10M events)."""
+    found: dict[str, Edge] = {dim: ([], [], [], []) for dim in dims}
     if not cut.raw:
         return found
     q = _Sql()
     where = f"{q.ranges('ts', cut.raw)}{q.of(events)}"
-    values = ", ".join(f"('{dim}', {column}::text)" for dim, column in KEYED_COLUMNS.items() if dim != "asns")
-    rows = await read(
-        f"SELECT v.dim, v.key, count(*), NULL, max(ts) FROM events CROSS JOIN LATERAL (VALUES {values}) v(dim, key) "
-        f"WHERE {where} AND v.key IS NOT NULL GROUP BY 1, 2 "
-        "UNION ALL SELECT 'asns', src_asn::text, count(*), "
-        "(array_agg(src_org ORDER BY ts DESC) FILTER (WHERE src_org IS NOT NULL))[1], "
-        f"coalesce(max(ts) FILTER (WHERE src_org IS NOT NULL), max(ts)) FROM events WHERE {where} "
-        "AND src_asn IS NOT NULL GROUP BY 2", q.params)
+    values = ", ".join(f"('{dim}', {KEYED_COLUMNS[dim]}::text)" for dim in found if dim != "asns")
+    parts = [f"SELECT v.dim, v.key, count(*), NULL, max(ts) FROM events CROSS JOIN LATERAL (VALUES {values}) "
+             f"v(dim, key) WHERE {where} AND v.key IS NOT NULL GROUP BY 1, 2"] if values else []
+    if "asns" in found:
+        parts.append(f"SELECT 'asns', src_asn::text, count(*), {LATEST_ORG}, "
+                     f"coalesce(max(ts) FILTER (WHERE src_org IS NOT NULL), max(ts)) FROM events WHERE {where} "
+                     "AND src_asn IS NOT NULL GROUP BY 2")
+    rows = await read(" UNION ALL ".join(parts), q.params)
     for dim, key, n, label, t in rows:
         keys, counts, labels, moments = found[dim]
         keys.append(key)
@@ -277,18 +279,15 @@ def _candidates_cap(top_n: int) -> int:
     return 20 * top_n + 100
 
 
-async def ranked(read: Read, dim: str, cut: Spans, top_n: int, events: EventFilter | None = None,
-                 depth: int | None = None, rounds: int = ROUNDS, edge: Edge | None = None) -> list[TopItem]:
+async def ranked(read: Read, dim: str, cut: Spans, top_n: int, edge: Edge, events: EventFilter | None = None,
+                 depth: int | None = None, rounds: int = ROUNDS) -> list[TopItem]:
     """The `top_n` keys of `dim` in the window `cut` (of the events `events` selects, which may
     restrict KEYED_FILTERS only), most events first, ties by key (numerically for numeric
     dimensions), exact. `depth` is the first depth of the sorted lists, `rounds` how many
-    rounds before the rollup rows are summed whole (tests vary both); `edge`: edges()[dim],
-    read here when not given."""
+    rounds before the rollup rows are summed whole (tests vary both); `edge`: edges()[dim]."""
     numeric = WINDOW_COLUMNS[dim][1]
     order = (lambda item: (-item[1], int(item[0]))) if numeric else (lambda item: (-item[1], item[0]))
     events = events or EventFilter()
-    if edge is None:
-        edge = (await edges(read, cut, events))[dim]
     depth = depth or top_n * 4 + 20
     for _ in range(rounds):
         sql, params = _round(dim, cut, events, depth, top_n, edge)
@@ -312,9 +311,9 @@ def _items(dim: str, found: list[tuple[str, int, str | None]]) -> list[TopItem]:
 
 def _parts(q: _Sql, dim: str, cut: Spans, of: str, edge: Edge, keys: str = "") -> list[str]:
     """(key, n, label, t) rows of `dim` in the window: one select per rollup range (each an
-    index range on the primary key or the ranked index; subtracted hours negative) and the partial hours (the CTE `edge`,
-    which the caller defines when `edge` has keys); `keys`: a condition on `key` (the
-    candidates)."""
+    index range on the primary key or the ranked index; subtracted hours negative) and the
+    partial hours (the CTE `edge`, which the caller defines when `edge` has keys); `keys`: a
+    condition on `key` (the candidates)."""
     the_dim = q.bind(dim)
     parts = [f"SELECT key, {sign}n, {label}, bucket AS t FROM {table} WHERE dim = {the_dim}{keys} "
              f"AND bucket >= {q.bind(a)}" + ("" if b is None else f" AND bucket < {q.bind(b)}") + of

@@ -14,8 +14,9 @@ same transaction. Every text column is `COLLATE "C"`: code-point order, like Duc
 Python's, whatever the database's locale (and cheaper to index).
 
 The keyed rollups' DDL (`stats_hours`, `stats_days`) lives with their reads in
-postgres_keyed.py. The rollups (`stats_minutes`, `stats_hours`, `stats_days`, `stats_sensors`) carry a `shard` column, one
-per writer process, so two workers never update the same row; readers sum over shards.
+postgres_keyed.py. The rollups (`stats_minutes`, `stats_hours`, `stats_days`,
+`stats_sensors`) carry a `shard` column, one per writer process, so two workers never
+update the same row; readers sum over shards.
 """
 
 from __future__ import annotations
